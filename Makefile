@@ -1,0 +1,33 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DATA   ?= data
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: setup run import-sample test bench loadtest sample clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+import-sample: setup
+	$(BIN)/diemthi import --data-dir $(DATA) --year 2026 --activate data/sample/*.csv
+
+run: import-sample
+	$(BIN)/diemthi serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+sample: setup
+	$(BIN)/python scripts/make_sample.py
+
+clean:
+	rm -rf $(DATA)/snapshots $(DATA)/active $(DATA)/reports reports

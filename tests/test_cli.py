@@ -1,0 +1,79 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+
+from diemthi import store
+from diemthi.cli import cli
+from diemthi.synthetic import write_csv
+from tests.conftest import SAMPLE, write
+
+
+def run(*args: str, env: dict | None = None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_import_activate_snapshots_lookup(data_dir):
+    r = run("import", "--data-dir", str(data_dir), "--year", "2026", "--activate",
+            *map(str, SAMPLE))
+    assert r.exit_code == 0, r.output
+    assert "Tổng: 5000 thí sinh." in r.output and "Đã kích hoạt" in r.output
+    assert "01 Thành phố Hà Nội" in r.output and "Báo cáo:" in r.output
+    sid = store.active_ids(data_dir)[2026]
+    r = run("snapshots", "--data-dir", str(data_dir))
+    assert r.exit_code == 0 and f"* {sid}" in r.output
+    r = run("lookup", "--data-dir", str(data_dir), "79000002")
+    assert r.exit_code == 0
+    doc = orjson.loads(r.output)
+    assert doc["sbd"] == "79000002" and doc["province"]["code"] == "79"
+
+
+def test_data_dir_from_environment(data_dir):
+    f = write(data_dir.parent / "a.csv", "sbd,toan\n01000001,5\n")
+    r = run("import", "--year", "2026", "--activate", str(f),
+            env={"DIEMTHI_DATA_DIR": str(data_dir)})
+    assert r.exit_code == 0, r.output
+    assert store.active_ids(data_dir)
+
+
+def test_exit_codes(data_dir, tmp_path):
+    bad = write(tmp_path / "bad.csv", "sbd,toan\n01000001,12\n")
+    r = run("import", "--data-dir", str(data_dir), "--year", "2026", str(bad))
+    assert r.exit_code == 1
+    assert "bad.csv:2: cột 'toan' = '12': điểm phải từ 0 đến 10" in r.output
+    assert "Báo cáo:" in r.output
+    assert run("import", "--data-dir", str(data_dir), str(bad)).exit_code == 2  # no --year
+    assert run("lookup", "--data-dir", str(data_dir), "123").exit_code == 2
+    assert run("lookup", "--data-dir", str(data_dir), "01000001").exit_code == 1  # none active
+    assert run("activate", "--data-dir", str(data_dir), "nope").exit_code == 1
+    good = write(tmp_path / "good.csv", "sbd,toan\n01000001,9\n")
+    assert run("import", "--data-dir", str(data_dir), "--year", "2026", "--activate",
+               str(good)).exit_code == 0
+    assert run("lookup", "--data-dir", str(data_dir), "01000009").exit_code == 1
+
+
+def test_ctrl_c_mid_import_leaves_nothing_half_done(data_dir, tmp_path):
+    served = write(tmp_path / "a.csv", "sbd,toan\n01000001,5\n")
+    assert run("import", "--data-dir", str(data_dir), "--year", "2026", "--activate",
+               str(served)).exit_code == 0
+    before = store.active_ids(data_dir)
+    big = write_csv(tmp_path / "big.csv", 600_000, seed=3)
+    proc = subprocess.Popen([sys.executable, "-m", "diemthi", "import", "--data-dir",
+                             str(data_dir), "--year", "2026", "--activate", str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    partial = store.snapshots_dir(data_dir)
+    deadline = time.monotonic() + 30
+    while not list(partial.glob(".*.partial")) and time.monotonic() < deadline:
+        time.sleep(0.02)  # wait until it is really writing
+    assert list(partial.glob(".*.partial")), "the import never started writing"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert store.active_ids(data_dir) == before
+    assert [p.name for p in partial.iterdir()] == [f"{before[2026]}.sqlite"]

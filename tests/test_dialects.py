@@ -1,0 +1,121 @@
+from pathlib import Path
+
+import pytest
+
+from diemthi.dialects import DialectError, fold_header, open_table, parse_maps, recognise
+from tests.conftest import CAO_BANG, DA_NANG, need, write
+
+CAMEL = ("SBD,Toan,NguVan,NgoaiNgu,VatLy,HoaHoc,SinhHoc,LichSu,DiaLy,GDCD,KinhTePhapLuat,"
+         "TinHoc,CongNgheCongNghiep,CongNgheNongNghiep,MaMonNgoaiNgu")
+SNAKE = "sbd,toan,ngu_van,ngoai_ngu,vat_li,hoa_hoc,sinh_hoc,lich_su,dia_li,gdcd,ma_ngoai_ngu"
+KEYS_CAMEL = ["sbd", "toan", "ngu_van", "ngoai_ngu", "vat_li", "hoa_hoc", "sinh_hoc", "lich_su",
+              "dia_li", "gdcd", "gdktpl", "tin_hoc", "cn_cong_nghiep", "cn_nong_nghiep",
+              "ma_ngoai_ngu"]
+
+
+@pytest.mark.parametrize("header,key", [
+    ("Số báo danh", "sbd"), ("SBD", "sbd"), ("Toán", "toan"), ("Ngữ văn", "ngu_van"),
+    ("Vật lí", "vat_li"), ("Vật lý", "vat_li"), ("Hóa học", "hoa_hoc"), ("Hoá học", "hoa_hoc"),
+    ("GDCD", "gdcd"), ("Giáo dục kinh tế và pháp luật", "gdktpl"),
+    ("Mã môn ngoại ngữ", "ma_ngoai_ngu"), ("  Địa lý ", "dia_li"), ("cn_nong_nghiep",
+                                                                    "cn_nong_nghiep"),
+    ("STT", None), ("Tên tỉnh", None), ("Tổng điểm", None),
+])
+def test_headers_as_staff_type_them(header, key):
+    assert recognise(header, {}) == key
+
+
+def test_fold_header_handles_decomposed_text_and_d_stroke():
+    import unicodedata
+    assert fold_header(unicodedata.normalize("NFD", "Địa lí")) == "diali"
+
+
+@pytest.mark.parametrize("header,keys", [(CAMEL, KEYS_CAMEL),
+                                         (SNAKE, SNAKE.split(","))])
+def test_header_dialects(tmp_path: Path, header, keys):
+    table = open_table(write(tmp_path / "f.csv", header + "\n" + "01000001" + "," * header.count(",") + "\n"))
+    assert sorted(table.columns) == sorted(keys)
+    assert table.delimiter == ","
+
+
+def test_real_files_are_recognised_without_flags():
+    t = open_table(need(DA_NANG))
+    assert (t.encoding, t.delimiter, t.header_line) == ("utf-8", ",", 1)
+    t = open_table(need(CAO_BANG))
+    assert (t.encoding, t.delimiter) == ("utf-8-sig", ";")
+    assert t.columns["sbd"] == 0 and "gdktpl" in t.columns and "cn_nong_nghiep" in t.columns
+
+
+def test_windows_1258_is_decoded_and_normalised(tmp_path: Path):
+    text = "STT\tSố báo danh\tToán\tNgữ văn\r\n1\t01000001\t7,5\t8\r\n"
+    table = open_table(write(tmp_path / "f.csv", text, encoding="cp1258"))
+    assert table.encoding == "cp1258" and table.delimiter == "\t"
+    assert table.headers[1] == "Số báo danh"  # NFC again, whatever cp1258 decomposed
+    assert table.ignored == ["STT"]
+    lines, rows = next(table.chunks()).table()
+    assert list(lines) == [2] and rows[0][1:] == ["01000001", "7,5", "8"]
+
+
+def test_unknown_headers_refused_with_a_hint(tmp_path: Path):
+    with pytest.raises(DialectError, match="--map"):
+        open_table(write(tmp_path / "f.csv", "ma,diem1,diem2\n01000001,5,6\n"))
+
+
+def test_map_names_any_header(tmp_path: Path):
+    path = write(tmp_path / "f.csv", "Mã thí sinh,Điểm môn Toán\n01000001,5\n")
+    table = open_table(path, parse_maps(["Mã thí sinh=sbd", "Điểm môn Toán=toan"]))
+    assert table.columns == {"sbd": 0, "toan": 1}
+    with pytest.raises(DialectError, match="khóa"):
+        parse_maps(["X=diem_toan"])
+
+
+def test_two_columns_for_one_key_refused(tmp_path: Path):
+    with pytest.raises(DialectError, match="hai cột"):
+        open_table(write(tmp_path / "f.csv", "SBD,Vật lí,Vật lý\n01000001,5,6\n"))
+
+
+def test_empty_and_missing_files(tmp_path: Path):
+    with pytest.raises(DialectError, match="rỗng"):
+        open_table(write(tmp_path / "f.csv", ""))
+    with pytest.raises(DialectError, match="không có tệp"):
+        open_table(tmp_path / "missing.csv")
+
+
+def test_chunks_never_cut_a_quoted_field(tmp_path: Path):
+    rows = "".join(f'0100{i:04d},"{i % 10},5",\n' for i in range(1, 400))
+    rows += '01009999,"7,25","ghi\nchú"\n'
+    path = write(tmp_path / "f.csv", "sbd,toan,ghi chú\n" + rows)
+    table = open_table(path)
+    got = []
+    for chunk in table.chunks(chunk_bytes=64):
+        got += list(zip(*chunk.table()))
+    assert len(got) == 400
+    assert got[-1] == (401, ["01009999", "7,25", "ghi\nchú"])
+    assert got[0] == (2, ["01000001", "1,5", ""])
+
+
+def write_xlsx(path: Path, rows: list[list[object]], title_rows: int = 2) -> Path:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    for i in range(title_rows):
+        ws.append([f"SỞ GIÁO DỤC VÀ ĐÀO TẠO - dòng tiêu đề {i + 1}"])
+    for row in rows:
+        ws.append(row)
+    wb.save(path)
+    return path
+
+
+def test_xlsx_as_offices_publish_it(tmp_path: Path):
+    path = write_xlsx(tmp_path / "f.xlsx", [
+        ["STT", "SBD", "Toán", "Ngữ văn", "Ngoại ngữ", "Mã môn ngoại ngữ"],
+        [1, 4000001, 7.75, 5.83, None, None],  # a number that lost its leading zero
+        [2, "04000002", 10, 6, 8.4, "N1"],
+    ])
+    table = open_table(path)
+    assert table.kind == "xlsx" and table.header_line == 3 and table.ignored == ["STT"]
+    lines, rows = next(table.chunks()).table()
+    assert list(lines) == [4, 5]
+    assert rows[0][1:4] == ["04000001", "7.75", "5.83"]
+    assert rows[1][1:] == ["04000002", "10", "6", "8.4", "N1"]
