@@ -175,5 +175,41 @@ def lookup(data_dir: Path | None, year: int | None, sbd: str) -> None:
     click.echo(orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode())
 
 
+@cli.command()
+@data_dir_option
+@click.option("--host", default=None, help="Address to listen on [env DIEMTHI_HOST; 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="[env DIEMTHI_PORT; 8000]")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="uvicorn worker processes [env DIEMTHI_WORKERS; 1].")
+@click.option("--release-at", default=None, metavar="ISO-TIME",
+              help="Embargo: answer 'not yet published' until then [env DIEMTHI_RELEASE_AT].")
+@click.option("--access-log/--no-access-log", default=None,
+              help="Log every request [env DIEMTHI_ACCESS_LOG; off].")
+def serve(data_dir: Path | None, host: str | None, port: int | None, workers: int | None,
+          release_at: str | None, access_log: bool | None) -> None:
+    """Serve the active snapshots over HTTP (other settings: DIEMTHI_* env, see README)."""
+    import os
+
+    import uvicorn
+
+    flags = {"data_dir": data_dir, "host": host, "port": port, "workers": workers,
+             "release_at": release_at, "access_log": access_log}
+    settings = _settings(**flags)
+    common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+                  access_log=settings.access_log, proxy_headers=False,
+                  timeout_graceful_shutdown=10, log_level="info")
+    if settings.workers == 1:
+        from .app import create_app
+
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    # Worker processes build their own app from the environment: pass the flags on.
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[settings_mod.PREFIX + name.upper()] = str(value)
+    uvicorn.run("diemthi.app:app_from_environment", factory=True, workers=settings.workers,
+                **common)  # type: ignore[arg-type]
+
+
 def main() -> None:
     cli()

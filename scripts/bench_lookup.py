@@ -1,0 +1,159 @@
+"""Lookup throughput against the ceiling of the stack, in one run, with wrk on 127.0.0.1.
+
+    .venv/bin/python scripts/bench_lookup.py [--rows 1200000 | --file F.csv] [--seconds 10]
+
+Serves a snapshot of real-size data with one ``diemthi serve`` worker and, beside it, a
+bare Starlette route returning fixed bytes (scripts/ceiling_app.py, same uvicorn loop and
+parser). wrk (64 connections, one thread) drives each in turn: (a) every request a
+different SBD, (b) a hot set of 2,000 SBDs. Prints requests/s, the ratio to the ceiling,
+p50/p99 and the worker's peak RSS; medians of --runs. Needs wrk (apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from diemthi.importer import import_files
+from diemthi.reference import provinces
+from diemthi.synthetic import write_csv
+
+SCRIPTS = Path(__file__).resolve().parent
+
+LUA = r"""
+local codes = {%(codes)s}
+local per, total, hot = %(per)d, %(total)d, %(hot)d
+local counter = 0
+function sbd(i)
+  return string.format("%%s%%06d", codes[math.floor(i / per) + 1], i %% per + 1)
+end
+request = function()
+  counter = counter + 1
+  local k
+  if hot > 0 then k = math.random(0, hot - 1) else k = counter end
+  -- a stride coprime to total visits every SBD once before repeating
+  return wrk.format("GET", "/v1/scores/" .. sbd((k * 7919) %% total))
+end
+done = function(summary, latency, requests)
+  io.write(string.format('RESULT {"requests": %%d, "seconds": %%f, "p50": %%d, "p99": %%d, ' ..
+    '"non2xx": %%d, "errors": %%d}\n', summary.requests, summary.duration / 1e6,
+    latency:percentile(50), latency:percentile(99), summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"not ready: {url}")
+
+
+def wrk(port: int, lua: Path, seconds: int, connections: int) -> dict:
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+                         check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    r = json.loads(line[7:])
+    r["rps"] = r["requests"] / r["seconds"]
+    return r
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_200_000)
+    ap.add_argument("--file", type=Path, help="a score file to serve instead (its SBDs are "
+                    "not used by the load: the synthetic numbering is)")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=64)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed (apt-get install wrk)")
+    codes = sorted(provinces(2026))
+    per = -(-args.rows // len(codes))
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="bench-lookup-") as tmp:
+        work = Path(tmp)
+        source = args.file or write_csv(work / "rows.csv", args.rows)
+        result = import_files(work / "data", 2026, [source], activate=True)
+        print(f"snapshot: {result.imported} candidates ({result.snapshot_path.stat().st_size / 1e6:.0f} MB)")
+        scripts = {}
+        for name, hot in (("distinct", 0), ("hot2000", 2000)):
+            scripts[name] = work / f"{name}.lua"
+            scripts[name].write_text(LUA % {"codes": ",".join(f'"{c}"' for c in codes),
+                                            "per": per, "total": result.imported, "hot": hot})
+        ours_port, ceiling_port = free_port(), free_port()
+        env = {**os.environ, "DIEMTHI_DATA_DIR": str(work / "data")}
+        ours = subprocess.Popen([str(bin_dir / "diemthi"), "serve", "--port", str(ours_port)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ceiling = subprocess.Popen([str(bin_dir / "uvicorn"), "--app-dir", str(SCRIPTS),
+                                    "ceiling_app:app", "--port", str(ceiling_port), "--loop",
+                                    "uvloop", "--http", "httptools", "--no-access-log",
+                                    "--log-level", "warning"], stdout=subprocess.DEVNULL)
+        try:
+            wait_ready(f"http://127.0.0.1:{ours_port}/readyz")
+            wait_ready(f"http://127.0.0.1:{ceiling_port}/v1/scores/01000001")
+            runs: dict[str, list[dict]] = {"ceiling": [], "distinct": [], "hot2000": []}
+            for i in range(args.runs):
+                runs["ceiling"].append(wrk(ceiling_port, scripts["hot2000"], args.seconds,
+                                           args.connections))
+                for name in ("distinct", "hot2000"):
+                    runs[name].append(wrk(ours_port, scripts[name], args.seconds,
+                                          args.connections))
+                print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]['rps']:,.0f} req/s"
+                                                  for k, v in runs.items()))
+            rss = peak_rss_mib(ours.pid)
+        finally:
+            for p in (ours, ceiling):
+                p.terminate()
+                p.wait(timeout=30)
+    print(f"\none worker, {args.connections} connections, {args.seconds} s x {args.runs} runs; "
+          f"medians; ratio = median of each run's ratio to the ceiling measured just before it")
+    print(f"{'':<24}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for name, label, goal in (("ceiling", "ceiling", None),
+                              ("distinct", "(a) every SBD different", 0.80),
+                              ("hot2000", "(b) hot set of 2,000", 0.90)):
+        rs = runs[name]
+        rps = statistics.median(r["rps"] for r in rs)
+        ratio = statistics.median(r["rps"] / c["rps"] for r, c in zip(rs, runs["ceiling"]))
+        p50 = statistics.median(r["p50"] for r in rs) / 1000
+        p99 = statistics.median(r["p99"] for r in rs) / 1000
+        bad = sum(r["non2xx"] + r["errors"] for r in rs)
+        note = f"  (goal >= {goal:.2f})" if goal else ""
+        print(f"{label:<24}{rps:>10,.0f}{ratio:>8.2f}{p50:>9.2f}{p99:>9.2f}"
+              f"{bad:>9}{note}")
+    print(f"worker peak RSS: {rss:.0f} MiB (goal <= 300)")
+
+
+if __name__ == "__main__":
+    main()

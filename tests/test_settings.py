@@ -1,0 +1,39 @@
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from diemthi.settings import SettingsError, load
+
+
+def test_defaults():
+    s = load(environ={})
+    assert s.data_dir == Path("data") and s.port == 8000 and s.rate_limit == 0
+    assert not s.zalo_enabled and s.release_at is None
+
+
+def test_environment_then_flags():
+    env = {"DIEMTHI_DATA_DIR": "/srv/d", "DIEMTHI_PORT": "9000", "DIEMTHI_CACHE_SIZE": "10",
+           "DIEMTHI_ACCESS_LOG": "yes", "DIEMTHI_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"}
+    s = load(environ=env)
+    assert (s.data_dir, s.port, s.cache_size, s.access_log) == (Path("/srv/d"), 9000, 10, True)
+    assert len(s.trusted_proxies) == 2
+    s = load({"port": 8080, "data_dir": None}, environ=env)
+    assert s.port == 8080 and s.data_dir == Path("/srv/d")
+
+
+def test_release_at_without_zone_is_vietnam_time():
+    s = load(environ={"DIEMTHI_RELEASE_AT": "2026-07-12T08:00"})
+    assert s.release_at == datetime(2026, 7, 12, 1, 0, tzinfo=timezone.utc)
+    s = load(environ={"DIEMTHI_RELEASE_AT": "2026-07-12T08:00+07:00"})
+    assert s.release_at.utcoffset() == timedelta(hours=7)
+
+
+@pytest.mark.parametrize("env", [{"DIEMTHI_PORT": "x"}, {"DIEMTHI_PORT": "70000"},
+                                 {"DIEMTHI_RELEASE_AT": "tomorrow"},
+                                 {"DIEMTHI_ACCESS_LOG": "maybe"},
+                                 {"DIEMTHI_TRUSTED_PROXIES": "not-an-ip"},
+                                 {"DIEMTHI_CACHE_SIZE": "-1"}])
+def test_bad_values_name_the_variable(env):
+    with pytest.raises(SettingsError, match=next(iter(env)) + "|cổng"):
+        load(environ=env)
