@@ -173,6 +173,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", lambda request: Response(openapi, media_type="application/json"),
               methods=["GET"]),
     ]
+    if settings.zalo_enabled:
+        from .chatbot.webhook import Chatbot
+
+        chatbot = Chatbot(settings, lookup, metrics)
+        routes.append(Route("/zalo/webhook", chatbot.endpoint, methods=["POST"]))
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
                     exception_handlers={HTTPException: http_error, Exception: server_error})
@@ -180,6 +185,9 @@ def create_app(settings: Settings) -> Starlette:
     app.state.lookup = lookup
     app.state.metrics = metrics
     app.state.on_start = []  # async callables returning an async stop callable
+    if settings.zalo_enabled:
+        app.state.chatbot = chatbot
+        app.state.on_start.append(chatbot.start)
     return app
 
 
