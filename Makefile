@@ -31,3 +31,6 @@ sample: setup
 
 clean:
 	rm -rf $(DATA)/snapshots $(DATA)/active $(DATA)/reports reports
+
+loadtest: setup
+	$(BIN)/python scripts/loadtest.py

@@ -13,7 +13,7 @@ from diemthi.importer import import_files
 from diemthi.settings import load
 from tests.conftest import write
 from tests.servers import LiveServer
-from tests.zalo_standin import ZaloStandIn
+from loadtests.zalo_standin import ZaloStandIn
 
 APP_ID, OA_SECRET = "1234567890", "oa-secret"
 

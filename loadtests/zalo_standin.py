@@ -1,5 +1,5 @@
-"""A stand-in for Zalo's OA API: a real HTTP server on loopback that records what it gets
-and can be told to expire tokens, fail with 5xx, or answer slowly."""
+"""A stand-in for Zalo's OA API, for tests and load tests: a real HTTP server on loopback
+that records what it gets and can be told to expire tokens, fail with 5xx, or answer slowly."""
 
 from __future__ import annotations
 
