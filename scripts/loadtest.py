@@ -16,13 +16,11 @@ import argparse
 import csv
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -34,24 +32,7 @@ sys.path.insert(0, str(ROOT))
 from diemthi.importer import import_files  # noqa: E402
 from diemthi.synthetic import write_csv  # noqa: E402
 from loadtests.zalo_standin import ZaloStandIn  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    sys.exit(f"the service did not become ready at {url}")
+from support import free_port, wait_ready  # noqa: E402
 
 
 def summary(stats_csv: Path) -> None:
@@ -104,7 +85,7 @@ def main() -> None:
             [str(bin_dir / "diemthi"), "serve", "--data-dir", str(work / "data"), "--port",
              str(port)], env={**os.environ, **zalo_env})
         try:
-            wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+            wait_ready(f"http://127.0.0.1:{port}/readyz", server, timeout=60)
             prefix = reports / f"loadtest-{stamp}"
             cmd = [str(bin_dir / "locust"), "-f", str(ROOT / "loadtests" / "locustfile.py"),
                    "--headless", "-H", f"http://127.0.0.1:{port}", "-u", str(args.users),

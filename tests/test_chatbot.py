@@ -146,11 +146,13 @@ def test_forged_or_unsigned_events_are_refused(world):
         good = sign(APP_ID, body, "1750000000000", OA_SECRET)
         assert post(c, body.replace(b"08000123", b"08000124"), signature=good).status_code == 401
         assert post(c, b"not json", signature=good).status_code == 400
+        huge = post(c, b"{" + b" " * 100_000 + b"}", signature=good)
+        assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
         other_app = body.replace(APP_ID.encode(), b"999")
         assert post(c, other_app).status_code == 401  # signed, but for another app
         time.sleep(0.3)
         assert zalo.sent == [] and zalo.attempts == 0
-        assert metric(c, "diemthi_zalo_rejected_total") == 6
+        assert metric(c, "diemthi_zalo_rejected_total") == 6  # the 413 never reached it
 
 
 def test_other_events_acknowledged_and_retries_answered_once(world):

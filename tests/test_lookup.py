@@ -66,3 +66,14 @@ async def test_lookup_follows_the_pointer(data_dir, tmp_path, info):
     await lookup.refresh()
     assert lookup.latest_year == 2026 and lookup.served[2026].id == info.id
     await lookup.close()
+
+
+async def test_a_cancelled_request_does_not_cancel_the_others(info):
+    s = await open_served(info)
+    first = asyncio.ensure_future(s.get("01000009"))
+    second = asyncio.ensure_future(s.get("01000009"))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert b'"toan":9.0' in await second
+    assert first.cancelled() and s.stats.store_keys == 1
+    await s.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from typing import Any, AsyncIterator, Callable
 from urllib.parse import parse_qs
@@ -29,6 +30,7 @@ from .ratelimit import ClientAddress, RateLimiter
 from .settings import Settings
 
 JSON = b"application/json"
+SWITCH_INTERVAL = 0.001  # seconds; see lifespan
 
 
 def error_body(code: str, message: str, **extra: Any) -> bytes:
@@ -154,6 +156,9 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The store thread hands results back through the GIL; at Python's default 5 ms
+        # switch interval a batch of misses can wait that long behind the event loop.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         await lookup.refresh()
         watcher = asyncio.get_running_loop().create_task(lookup.watch(settings.reload_interval))
         extras = [await start(app) for start in app.state.on_start]

@@ -52,7 +52,9 @@ class Served:
         self.cache_enabled = cache_size > 0
         self.batch_size = batch_size
         self.stats = stats
-        self.waiting: dict[str, asyncio.Future] = {}  # single flight: one future per SBD
+        # single flight: the waiters of each SBD being read (each its own future, so a
+        # cancelled request cannot cancel the others' answer)
+        self.waiting: dict[str, list[asyncio.Future]] = {}
         self.queue: list[str] = []
         self.flushing = False
 
@@ -70,24 +72,26 @@ class Served:
 
     async def get(self, sbd: str) -> bytes | None:
         """The candidate's body, or None when the snapshot has no such SBD."""
-        try:
-            body = self.cache[sbd]  # one call on a hit (get() would make two)
+        body = self.cache.get(sbd)
+        if body is not None:
             self.stats.hits += 1
             return body
-        except KeyError:
-            pass
         if sbd in self.negative:
             self.stats.negative_hits += 1
             return None
         self.stats.misses += 1
-        future = self.waiting.get(sbd)
-        if future is None:
-            future = self.waiting[sbd] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        waiters = self.waiting.get(sbd)
+        if waiters is None:
+            self.waiting[sbd] = [future]
             self.queue.append(sbd)
             if not self.flushing:
                 self.flushing = True
-                asyncio.get_running_loop().create_task(self._flush())
-        return await asyncio.shield(future)
+                loop.create_task(self._flush())
+        else:
+            waiters.append(future)  # already on its way: no second read
+        return await future
 
     async def _flush(self) -> None:
         """Send the misses queued so far to SQLite in one round trip; repeat while more
@@ -100,9 +104,9 @@ class Served:
                     found = await self._read(batch)
                 except Exception as exc:  # noqa: BLE001 - every waiter must hear of it
                     for sbd in batch:
-                        future = self.waiting.pop(sbd, None)
-                        if future is not None and not future.done():
-                            future.set_exception(exc)
+                        for future in self.waiting.pop(sbd, ()):
+                            if not future.done():
+                                future.set_exception(exc)
                     continue
                 for sbd in batch:
                     body = found.get(sbd)
@@ -111,9 +115,9 @@ class Served:
                             self.negative[sbd] = True
                         else:
                             self.cache[sbd] = body
-                    future = self.waiting.pop(sbd)
-                    if not future.done():
-                        future.set_result(body)
+                    for future in self.waiting.pop(sbd):
+                        if not future.done():
+                            future.set_result(body)
         finally:
             self.flushing = False
 
@@ -121,14 +125,11 @@ class Served:
         self.stats.store_reads += 1
         self.stats.store_keys += len(batch)
         marks = ",".join("?" * len(batch))
-        rows = await self.db.execute_fetchall(
-            f"SELECT sbd, body FROM candidates WHERE sbd IN ({marks})", [int(s) for s in batch])
+        rows = await self.db.execute_fetchall(  # SQLite formats the key, off the event loop
+            f"SELECT printf('%08d', sbd), body FROM candidates WHERE sbd IN ({marks})",
+            [int(s) for s in batch])
         body = self.envelope.body
-        out = {}
-        for n, stored in rows:
-            sbd = f"{n:08d}"
-            out[sbd] = body(sbd, stored)
-        return out
+        return {sbd: body(sbd, stored) for sbd, stored in rows}
 
 
 @dataclass

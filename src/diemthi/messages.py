@@ -20,6 +20,7 @@ NO_ROUTE = "Không có đường dẫn này."
 METHOD_NOT_ALLOWED = "Phương thức này không được hỗ trợ."
 INTERNAL = "Hệ thống đang bận, vui lòng thử lại sau."
 BAD_REQUEST = "Yêu cầu không hợp lệ."
+TOO_LARGE = "Nội dung gửi lên quá lớn."
 
 
 def not_found(sbd: str, year: int) -> str:

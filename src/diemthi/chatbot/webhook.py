@@ -12,6 +12,7 @@ from cachetools import TTLCache
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import messages
 from ..app import error_response
 from ..lookup import Lookup
 from ..metrics import Metrics
@@ -22,12 +23,26 @@ from .zalo import Job, Outbox, Retryable, Tokens, ZaloClient, ZaloError, with_re
 
 log = logging.getLogger("diemthi.chatbot")
 
-MAX_BODY = 64 * 1024
 SEEN_SECONDS = 24 * 3600  # Zalo retries within minutes; a day is plenty
 OK = Response(b'{"status":"ok"}', media_type="application/json")
 
 
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is longer than ``limit`` (never held whole)."""
+    if int(request.headers.get("content-length") or 0) > limit:
+        return None
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            return None
+        parts.append(part)
+    return b"".join(parts)
+
+
 class Chatbot:
+    MAX_BODY = 64 * 1024  # Zalo's events are a few hundred bytes
+
     def __init__(self, settings: Settings, lookup: Lookup, metrics: Metrics):
         self.settings = settings
         self.lookup = lookup
@@ -61,10 +76,9 @@ class Chatbot:
 
     async def endpoint(self, request: Request) -> Response:
         header = request.headers.get(signature.HEADER)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            self.rejected.inc()
-            return error_response(413, "too_large", "Nội dung quá lớn.")
+        body = await read_limited(request, self.MAX_BODY)
+        if body is None:
+            return error_response(413, "too_large", messages.TOO_LARGE)
         if not header:
             self.rejected.inc()
             return error_response(401, "invalid_signature", "Thiếu chữ ký.")
