@@ -201,3 +201,13 @@ def test_manifest(data_dir, tmp_path):
     assert m["year"] == 2026 and m["rows"] == 1 and m["importer_version"]
     assert m["files"][0]["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
     assert m["created_at"].startswith("20")
+
+
+def test_bad_bytes_further_down_refuse_the_import_naming_the_line(data_dir, tmp_path):
+    f = tmp_path / "mixed.csv"  # valid UTF-8 for the first 64 KiB that are sniffed
+    rows = b"".join(b"01%06d,5\n" % i for i in range(1, 10001))
+    f.write_bytes(b"sbd,toan\n" + rows + b"01999999,7\xff\n")
+    with pytest.raises(ImportRefused, match=r"mixed.csv: dòng 10002: không đọc được theo bảng mã utf-8"):
+        import_files(data_dir, 2026, [f], activate=True)
+    assert store.list_snapshots(data_dir) == []
+    assert not list((data_dir / "snapshots").iterdir())

@@ -91,8 +91,14 @@ class CsvChunk:
 
     def table(self) -> tuple[Sequence[int], list[list[str]]]:
         """Line numbers and cells of the chunk's records."""
-        reader = csv.reader(io.StringIO(self.data.decode(self.encoding)),
-                            delimiter=self.delimiter)
+        try:
+            text = self.data.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            line = self.first_line + self.data.count(b"\n", 0, exc.start)
+            raise DialectError(f"dòng {line}: không đọc được theo bảng mã {self.encoding} "
+                               f"(byte {self.data[exc.start:exc.start + 1]!r}); hãy lưu lại "
+                               "tệp dưới dạng CSV UTF-8") from None
+        reader = csv.reader(io.StringIO(text), delimiter=self.delimiter)
         if b'"' not in self.data:
             # No quoted field can span lines: one record per line (blank ones are []).
             rows = list(reader)
@@ -248,7 +254,8 @@ def open_table(path: Path, maps: dict[str, str] | None = None) -> Table:
     delimiter, index, _, headers = best
     headers = [unicodedata.normalize("NFC", h).strip() for h in headers]
     columns = _check_columns(path, headers, maps)
-    start = len("".join(lines[:index + 1]).encode(encoding))  # utf-8-sig counts the BOM
+    # Bytes up to the data rows (utf-8-sig counts the BOM; single-byte codecs keep length).
+    start = len("".join(lines[:index + 1]).encode(encoding, errors="replace"))
     return Table(path, "csv", index + 1, headers, columns,
                  [h for h in headers if recognise(h, maps) is None and h],
                  encoding=encoding, delimiter=delimiter, size=path.stat().st_size,

@@ -436,6 +436,9 @@ def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool
             drain(0)
             if bar is not None:
                 bar.close()  # type: ignore[attr-defined]
+    except DialectError as exc:  # a file unreadable further down than its head
+        writer.abort()
+        raise ImportRefused(f"{table.path.name}: {exc}; không tạo bản chụp nào") from exc
     except BaseException:
         writer.abort()  # Ctrl-C or a crash: no partial file stays behind
         raise
