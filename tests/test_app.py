@@ -1,5 +1,3 @@
-import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
 from diemthi import store

@@ -58,7 +58,7 @@ def test_real_files_every_score_matches_an_independent_reading(data_dir, path, d
         assert {keys[h]: Decimal(str(v)) for h, v in scores.items()} == \
             {k: Decimal(str(v)) for k, v in doc["scores"].items()}
         # combination totals: exact sums of the candidate's three subjects
-        for code, total in doc["combinations"].items():
+        for code in doc["combinations"]:
             assert code in ("A00", "A02", "B00", "C00", "C01")  # no language column here
         have = {keys[h] for h in scores}
         for code, subjects in (("A00", ("toan", "vat_li", "hoa_hoc")),
@@ -189,7 +189,7 @@ def test_parallel_and_inline_build_identical_snapshots(data_dir, tmp_path):
     assert len(rows[0]) == 150_000 and rows[0] == rows[1]
     assert one.subjects == two.subjects and one.provinces == two.provinces
     sample = random.Random(1).sample(rows[0], 50)
-    for n, stored in sample:  # every stored body is valid JSON once enveloped
+    for _, stored in sample:  # every stored body is valid JSON once enveloped
         assert orjson.loads(b'{"sbd":"x",' + stored)["scores"]
 
 

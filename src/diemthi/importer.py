@@ -19,7 +19,7 @@ from collections import Counter, deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import floordiv, itemgetter
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -391,11 +391,7 @@ def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool
                  for t, d in zip(tables, digests)]
     warnings = [w for t in tables for w in _warnings(t, year)]
     snapshot_id = _new_snapshot_id(year, created, digests, data_dir)
-    errors: list[RowError] = []
-    histograms: dict[str, list[int]] = {}
-    per_province: Counter = Counter()
-    bad_rows = 0
-
+    totals = _Totals()
     total = sum(t.size for t in tables if t.kind == "csv")
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 4)
     pool: Executor = _Inline()
@@ -406,34 +402,15 @@ def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool
         for table, summary in zip(tables, summaries):
             plan = _plan(table, year)
             bar = progress(table) if progress else None
-            pending: deque[tuple[Future, int]] = deque()
-
-            def drain(limit: int) -> None:
-                nonlocal bad_rows
-                while len(pending) > limit:
+            pending: deque[tuple[Future, int]] = deque()  # bounded: memory stays flat
+            for chunk in chain(table.chunks(), [None]):  # None: the end, take what is left
+                if chunk is not None:
+                    pending.append((pool.submit(convert_chunk, plan, chunk), len(chunk.data)))
+                while pending and (chunk is None or len(pending) > 2 * workers):
                     future, size = pending.popleft()
-                    r: ChunkResult = future.result()
-                    dups = _write(writer, r, plan)
-                    errors.extend(r.errors)
-                    errors.extend(dups)
-                    summary.rows += r.rows
-                    summary.bad_rows += r.bad_rows + len(dups)
-                    summary.imported += len(r.sbds) - len(dups)
-                    bad_rows += r.bad_rows + len(dups)
-                    per_province.update(r.provinces)
-                    for key, hist in r.histograms.items():
-                        acc = histograms.setdefault(key, [0] * (MAX_SCORE + 1))
-                        for h, c in enumerate(hist):
-                            if c:
-                                acc[h] += c
+                    totals.absorb(future.result(), writer, plan, summary)
                     if bar is not None:
                         bar.update(size)  # type: ignore[attr-defined]
-
-            for chunk in table.chunks():
-                size = len(chunk.data)
-                pending.append((pool.submit(convert_chunk, plan, chunk), size))
-                drain(2 * workers)
-            drain(0)
             if bar is not None:
                 bar.close()  # type: ignore[attr-defined]
     except DialectError as exc:  # a file unreadable further down than its head
@@ -445,10 +422,10 @@ def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool
     finally:
         pool.shutdown(cancel_futures=True)
 
-    errors.sort(key=lambda e: (names.index(e.file), e.line))
-    stamp = created.strftime("%Y%m%dT%H%M%SZ")
-    result = ImportResult(year, summaries, dict(sorted(per_province.items())),
-                          _stats(histograms), errors, bad_rows, warnings,
+    errors = sorted(totals.errors, key=lambda e: (names.index(e.file), e.line))
+    bad_rows = totals.bad_rows
+    result = ImportResult(year, summaries, dict(sorted(totals.provinces.items())),
+                          _stats(totals.histograms), errors, bad_rows, warnings,
                           report_path=write_report(
                               data_dir / "reports" / f"import-{snapshot_id}.csv", errors))
     if bad_rows > max_errors or result.imported == 0:
@@ -466,6 +443,31 @@ def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool
         store.activate(data_dir, snapshot_id)
         result.activated = True
     return result
+
+
+@dataclass
+class _Totals:
+    """What the parent adds up from the converted chunks, in file order."""
+
+    errors: list[RowError] = field(default_factory=list)
+    bad_rows: int = 0
+    provinces: Counter = field(default_factory=Counter)
+    histograms: dict[str, list[int]] = field(default_factory=dict)
+
+    def absorb(self, r: ChunkResult, writer: store.SnapshotWriter, plan: Plan,
+               summary: FileSummary) -> None:
+        dups = _write(writer, r, plan)
+        self.errors += r.errors + dups
+        summary.rows += r.rows
+        summary.bad_rows += r.bad_rows + len(dups)
+        summary.imported += len(r.sbds) - len(dups)
+        self.bad_rows += r.bad_rows + len(dups)
+        self.provinces.update(r.provinces)
+        for key, hist in r.histograms.items():
+            acc = self.histograms.setdefault(key, [0] * (MAX_SCORE + 1))
+            for h, count in enumerate(hist):
+                if count:
+                    acc[h] += count
 
 
 def _write(writer: store.SnapshotWriter, r: ChunkResult, plan: Plan) -> list[RowError]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Awaitable, Callable
 
 import httpx
@@ -132,7 +133,7 @@ class Chatbot:
         assert self.client is not None
         for text in await self.compose(job.text):
             try:
-                await with_retries(lambda: self.client.send_text(job.user_id, text),  # type: ignore[union-attr]
+                await with_retries(partial(self.client.send_text, job.user_id, text),
                                    self.settings.zalo_retries, self.retried.inc)
                 self.sent.inc()
             except (Retryable, ZaloError) as exc:
