@@ -227,3 +227,26 @@ def test_webhook_off_without_settings(data_dir):
     with LiveServer(create_app(load({"data_dir": str(data_dir)}, environ={}))) as url:
         r = httpx.post(url + "/zalo/webhook", content=event("08000123", "m1"))
         assert r.status_code == 404
+
+
+async def test_worker_processes_refresh_once_and_share_the_token(data_dir):
+    """Two workers (each its own client and token file handle) see -216 together: one
+    refreshes, the other adopts the saved token instead of spending the refresh token."""
+    import httpx as _httpx
+
+    from diemthi.chatbot.zalo import Tokens, ZaloClient
+
+    zalo = ZaloStandIn()
+    zalo.expired.add("access-0")
+    with LiveServer(zalo.app()) as url:
+        settings = load({"data_dir": str(data_dir), "zalo_app_id": APP_ID,
+                         "zalo_oa_secret_key": OA_SECRET, "zalo_access_token": "access-0",
+                         "zalo_refresh_token": "refresh-0", "zalo_app_secret": "s",
+                         "zalo_api_base": url, "zalo_oauth_base": url}, environ={})
+        async with _httpx.AsyncClient() as http:
+            workers = [ZaloClient(settings, Tokens.load(settings), http) for _ in range(2)]
+            import asyncio
+            await asyncio.gather(*[w.send_text(f"u{i}", "hi") for i, w in enumerate(workers)])
+    assert len(zalo.refreshes) == 1
+    assert {s["token"] for s in zalo.sent} == {"access-1"} and len(zalo.sent) == 2
+    assert all(w.tokens.refresh == "refresh-1" for w in workers)

@@ -9,12 +9,13 @@ are retried with backoff on network errors and 5xx; an expired access token (err
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import IO, Awaitable, Callable
 
 import httpx
 import orjson
@@ -61,6 +62,24 @@ class Tokens:
             pass
         return cls(path, settings.zalo_access_token, seed, seed)
 
+    def lock(self) -> IO[bytes]:
+        """An exclusive lock shared by the worker processes (released on close)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path.with_name(self.path.name + ".lock"), "ab")
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        return fh
+
+    def adopt_saved(self) -> bool:
+        """Take the saved tokens if another process saved newer ones than ours."""
+        try:
+            saved = orjson.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return False
+        if saved.get("seed") != self.seed or saved.get("access_token") in (None, self.access):
+            return False
+        self.access, self.refresh = saved["access_token"], saved["refresh_token"]
+        return True
+
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -99,22 +118,35 @@ class ZaloClient:
                                 content=orjson.dumps(body))
 
     async def refresh(self, stale: str) -> None:
-        """Refresh once, however many sends saw the token expire."""
+        """Refresh once, however many sends (and worker processes) saw the token expire.
+
+        A refresh token works once, so worker processes take turns under a file lock, and a
+        worker that finds a newer token already saved by another adopts it.
+        """
         async with self._refreshing:
             if self.tokens.access != stale:
                 return  # another send refreshed it meanwhile
-            answer = await self._call(
-                self.settings.zalo_oauth_base + REFRESH_PATH,
-                headers={"secret_key": self.settings.zalo_app_secret},
-                data={"refresh_token": self.tokens.refresh, "app_id": self.settings.zalo_app_id,
-                      "grant_type": "refresh_token"})
-            if not answer.get("access_token"):
-                raise ZaloError(f"token refresh failed: {answer}")
-            self.tokens.access = answer["access_token"]
-            self.tokens.refresh = answer.get("refresh_token") or self.tokens.refresh
-            await asyncio.to_thread(self.tokens.save)
-            self.on_refresh()
-            log.info("Zalo access token refreshed")
+            lock = await asyncio.to_thread(self.tokens.lock)
+            try:
+                if await asyncio.to_thread(self.tokens.adopt_saved):
+                    return  # another worker process refreshed it
+                await self._refresh()
+            finally:
+                lock.close()
+
+    async def _refresh(self) -> None:
+        answer = await self._call(
+            self.settings.zalo_oauth_base + REFRESH_PATH,
+            headers={"secret_key": self.settings.zalo_app_secret},
+            data={"refresh_token": self.tokens.refresh, "app_id": self.settings.zalo_app_id,
+                  "grant_type": "refresh_token"})
+        if not answer.get("access_token"):
+            raise ZaloError(f"token refresh failed: {answer}")
+        self.tokens.access = answer["access_token"]
+        self.tokens.refresh = answer.get("refresh_token") or self.tokens.refresh
+        await asyncio.to_thread(self.tokens.save)
+        self.on_refresh()
+        log.info("Zalo access token refreshed")
 
     async def _call(self, url: str, **kwargs: object) -> dict:
         try:
