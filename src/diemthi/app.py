@@ -83,13 +83,12 @@ class ScoresEndpoint:
             return self.error(403, "not_published", messages.not_published(self.release_at),
                               [(b"retry-after", wait), (b"cache-control", b"no-store")],
                               release_at=self.release_at.isoformat())
-        served = self.lookup.served
         if year is None:
-            if not served:
+            year = self.lookup.latest_year
+            if year is None:
                 return self.error(503, "not_ready", messages.NOT_READY,
                                   [(b"retry-after", b"10")])
-            year = max(served)
-        snapshot = served.get(year)
+        snapshot = self.lookup.served.get(year)
         if snapshot is None:
             return self.error(404, "year_not_found", messages.year_not_found(year))
         etag = snapshot.etag(sbd)

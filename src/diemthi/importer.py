@@ -290,7 +290,6 @@ class ImportResult:
     provinces: dict[str, int]
     subjects: dict[str, SubjectStats]
     errors: list[RowError]
-    bad_rows: int
     warnings: list[str]
     report_path: Path | None = None
     snapshot_id: str | None = None
@@ -300,6 +299,10 @@ class ImportResult:
     @property
     def imported(self) -> int:
         return sum(f.imported for f in self.files)
+
+    @property
+    def bad_rows(self) -> int:
+        return sum(f.bad_rows for f in self.files)
 
 
 class _Inline(Executor):
@@ -423,11 +426,11 @@ def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool
         pool.shutdown(cancel_futures=True)
 
     errors = sorted(totals.errors, key=lambda e: (names.index(e.file), e.line))
-    bad_rows = totals.bad_rows
     result = ImportResult(year, summaries, dict(sorted(totals.provinces.items())),
-                          _stats(totals.histograms), errors, bad_rows, warnings,
+                          _stats(totals.histograms), errors, warnings,
                           report_path=write_report(
                               data_dir / "reports" / f"import-{snapshot_id}.csv", errors))
+    bad_rows = result.bad_rows
     if bad_rows > max_errors or result.imported == 0:
         writer.abort()
         why = (f"{bad_rows} dòng lỗi (cho phép tối đa {max_errors})" if bad_rows > max_errors
@@ -450,7 +453,6 @@ class _Totals:
     """What the parent adds up from the converted chunks, in file order."""
 
     errors: list[RowError] = field(default_factory=list)
-    bad_rows: int = 0
     provinces: Counter = field(default_factory=Counter)
     histograms: dict[str, list[int]] = field(default_factory=dict)
 
@@ -461,7 +463,6 @@ class _Totals:
         summary.rows += r.rows
         summary.bad_rows += r.bad_rows + len(dups)
         summary.imported += len(r.sbds) - len(dups)
-        self.bad_rows += r.bad_rows + len(dups)
         self.provinces.update(r.provinces)
         for key, hist in r.histograms.items():
             acc = self.histograms.setdefault(key, [0] * (MAX_SCORE + 1))

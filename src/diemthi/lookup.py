@@ -12,8 +12,6 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
 import aiosqlite
 from cachetools import LRUCache
 
@@ -40,9 +38,7 @@ class Served:
 
     def __init__(self, info: store.SnapshotInfo, db: aiosqlite.Connection, cache_size: int,
                  negative_size: int, batch_size: int, stats: Stats):
-        self.info = info
         self.id = info.id
-        self.year = info.year
         self.rows = int(info.manifest["rows"])
         self.etag_prefix = f'"{info.id}-'.encode()
         self.envelope = store.envelope(info)
@@ -142,7 +138,6 @@ class Lookup:
     batch_size: int = 256
     stats: Stats = field(default_factory=Stats)
     served: dict[int, Served] = field(default_factory=dict)
-    on_switch: Callable[[Served], None] | None = None
     _retiring: dict = field(default_factory=dict)  # old Served -> task closing it
 
     @property
@@ -174,8 +169,6 @@ class Lookup:
                 continue
             self.served = {**self.served, year: new}  # one assignment: readers see old or new
             log.info("serving %s for %d (%d candidates)", new.id, year, new.rows)
-            if self.on_switch:
-                self.on_switch(new)
             if current is not None:
                 self._retiring[current] = asyncio.get_running_loop().create_task(
                     self._retire(current))

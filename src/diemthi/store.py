@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import orjson
 
+from .reference import provinces
+
 SCHEMA = """
 CREATE TABLE candidates (sbd INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE manifest (json TEXT NOT NULL);
@@ -212,8 +214,6 @@ def activate(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
 
 
 def envelope(info: SnapshotInfo) -> Envelope:
-    from .reference import provinces
-
     return Envelope(info.year, provinces(info.year))
 
 

@@ -116,9 +116,9 @@ class Chatbot:
         if not found.sbds:
             return [replies.wrong_length(found.wrong_length[0]) if found.wrong_length
                     else replies.HELP]
-        if not self.lookup.served:
+        year = self.lookup.latest_year
+        if year is None:
             return [replies.BUSY]
-        year = max(self.lookup.served)
         served = self.lookup.served[year]
         out = []
         for sbd in found.sbds:
