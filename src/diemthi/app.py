@@ -27,20 +27,11 @@ from .lookup import Lookup
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import spec
 from .ratelimit import ClientAddress, RateLimiter
+from .responses import JSON, error_body, error_response
+from .sbd import is_sbd
 from .settings import Settings
 
-JSON = b"application/json"
 SWITCH_INTERVAL = 0.001  # seconds; see lifespan
-
-
-def error_body(code: str, message: str, **extra: Any) -> bytes:
-    return orjson.dumps({"error": {"code": code, "message": message, **extra}})
-
-
-def error_response(status: int, code: str, message: str, headers: dict | None = None,
-                   **extra: Any) -> Response:
-    return Response(error_body(code, message, **extra), status, headers=headers,
-                    media_type="application/json")
 
 
 class ScoresEndpoint:
@@ -68,7 +59,7 @@ class ScoresEndpoint:
                 return self.error(429, "rate_limited", messages.RATE_LIMITED,
                                   [(b"retry-after", str(max(1, round(wait))).encode())])
         sbd = scope["path_params"]["sbd"]
-        if len(sbd) != 8 or not sbd.isdigit() or not sbd.isascii():
+        if not is_sbd(sbd):
             return self.error(400, "invalid_sbd", messages.INVALID_SBD)
         year = None
         if scope["query_string"]:

@@ -15,6 +15,7 @@ import orjson
 
 from . import importer, settings as settings_mod, store
 from .reference import SUBJECTS, provinces
+from .sbd import is_sbd
 
 SHOWN_ERRORS = 100  # on the terminal; the report file has every one
 
@@ -159,7 +160,7 @@ def snapshots(data_dir: Path | None) -> None:
 def lookup(data_dir: Path | None, year: int | None, sbd: str) -> None:
     """Print one candidate's scores as the API serves them."""
     settings = _settings(data_dir=data_dir)
-    if len(sbd) != 8 or not sbd.isdigit() or not sbd.isascii():
+    if not is_sbd(sbd):
         raise click.BadParameter("SBD phải gồm đúng 8 chữ số", param_hint="SBD")
     active = store.active_ids(settings.data_dir)
     if not active:

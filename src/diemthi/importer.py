@@ -28,6 +28,7 @@ import orjson
 
 from . import __version__, store
 from .dialects import LANGUAGE_CODE, SBD, Chunk, DialectError, Table, open_table, parse_maps
+from .sbd import is_sbd
 from .reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces, subjects_for
 
 MAX_SCORE = 1000  # hundredths
@@ -175,8 +176,7 @@ class _Converter:
             out.rows += 1
             n_errors = len(errors)
             sbd = cells[sbd_i]
-            if len(sbd) != 8 or not sbd.isdigit() or not sbd.isascii() \
-                    or sbd[:2] not in known_provinces:
+            if not is_sbd(sbd) or sbd[:2] not in known_provinces:
                 sbd = self.check_sbd(sbd, line, errors)
             vals = get_scores(cells)
             values = list(map(memo_get, compress(vals, vals)))
@@ -207,7 +207,7 @@ class _Converter:
 
     def check_sbd(self, sbd: str, line: int, errors: list[RowError]) -> str:
         sbd = sbd.strip()
-        if len(sbd) != 8 or not sbd.isdigit() or not sbd.isascii():
+        if not is_sbd(sbd):
             errors.append(RowError(self.plan.file, line, self.plan.sbd[1], sbd,
                                    "SBD phải gồm đúng 8 chữ số"))
         elif sbd[:2] not in self.provinces:

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import orjson
 
+from .files import atomic_write, fsync_dir
 from .reference import provinces
 
 SCHEMA = """
@@ -52,14 +53,6 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
 
 def readonly_uri(path: Path) -> str:
     return f"file:{path.resolve()}?immutable=1"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SnapshotWriter:
@@ -117,7 +110,7 @@ class SnapshotWriter:
             os.fsync(fh.fileno())
         final = snapshot_path(self.data_dir, self.id)
         os.replace(self.partial, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final
 
     def abort(self) -> None:
@@ -202,14 +195,7 @@ def active_ids(data_dir: Path) -> dict[int, str]:
 def activate(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
     """Make a snapshot the one served for its year: one atomic rename of a pointer."""
     info = get_snapshot(data_dir, snapshot_id)
-    folder = data_dir / "active"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{info.year}.{os.getpid()}.tmp"
-    tmp.write_text(snapshot_id + "\n", encoding="utf-8")
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / str(info.year))
-    _fsync_dir(folder)
+    atomic_write(data_dir / "active" / str(info.year), (snapshot_id + "\n").encode())
     return info
 
 

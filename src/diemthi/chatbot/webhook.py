@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import messages
-from ..app import error_response
 from ..lookup import Lookup
 from ..metrics import Metrics
+from ..responses import error_response
 from ..settings import Settings
 from . import replies, signature
 from .extract import find_sbds

@@ -20,6 +20,7 @@ from typing import IO, Awaitable, Callable
 import httpx
 import orjson
 
+from ..files import atomic_write
 from ..settings import Settings
 
 log = logging.getLogger("diemthi.zalo")
@@ -81,15 +82,9 @@ class Tokens:
         return True
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps({"access_token": self.access, "refresh_token": self.refresh,
-                                   "seed": self.seed}))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, orjson.dumps({"access_token": self.access,
+                                              "refresh_token": self.refresh,
+                                              "seed": self.seed}))
 
 
 class ZaloClient:
