@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# Debian packages the tests drive for real (one per line of need; see scripts/system_deps.sh)
+SYSTEM_PACKAGES :=
 
 .PHONY: setup run import-sample test bench loadtest sample clean
 
@@ -24,6 +26,7 @@ run: import-sample
 	$(BIN)/diemthi serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
 
 test: setup
+	bash scripts/system_deps.sh $(SYSTEM_PACKAGES)
 	$(BIN)/python -m pytest -q
 
 sample: setup

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
