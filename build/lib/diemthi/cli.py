@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 input refused (bad rows, unknown snapshot, SBD not foun
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 import click
 import orjson
 
-from . import importer, settings as settings_mod, store
+from . import backup as backup_mod, importer, settings as settings_mod, store
+from .files import PRIVATE_UMASK, exposed_secrets
 from .reference import SUBJECTS, provinces
 from .sbd import is_sbd
 
@@ -189,13 +191,14 @@ def lookup(data_dir: Path | None, year: int | None, sbd: str) -> None:
 def serve(data_dir: Path | None, host: str | None, port: int | None, workers: int | None,
           release_at: str | None, access_log: bool | None) -> None:
     """Serve the active snapshots over HTTP (other settings: DIEMTHI_* env, see README)."""
-    import os
-
     import uvicorn
 
     flags = {"data_dir": data_dir, "host": host, "port": port, "workers": workers,
              "release_at": release_at, "access_log": access_log}
     settings = _settings(**flags)
+    for path in exposed_secrets(settings.data_dir):
+        click.secho(f"Cảnh báo: {path} chứa bí mật nhưng người dùng khác đọc được; "
+                    f"chạy: chmod 600 {path}", fg="yellow", err=True)
     common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                   access_log=settings.access_log, proxy_headers=False,
                   timeout_graceful_shutdown=10, log_level="info")
@@ -212,5 +215,36 @@ def serve(data_dir: Path | None, host: str | None, port: int | None, workers: in
                 **common)  # type: ignore[arg-type]
 
 
+@cli.command("backup")
+@data_dir_option
+@click.option("--with-secrets", is_flag=True, help="Also copy the Zalo tokens file.")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def backup_command(data_dir: Path | None, with_secrets: bool, dest: Path) -> None:
+    """Copy the data dir into DEST, consistent while the server runs."""
+    settings = _settings(data_dir=data_dir)
+    try:
+        report = backup_mod.backup(settings.data_dir, dest, with_secrets=with_secrets)
+    except backup_mod.BackupError as exc:
+        refuse(str(exc))
+    click.echo(f"Đã sao lưu {len(report.files)} tệp vào {dest} ({report.linked} liên kết cứng, "
+               f"{report.copied} bản sao, {report.online} CSDL sao lưu trực tuyến); "
+               "đã kiểm tra sha256.")
+    for rel in report.skipped_secrets:
+        click.echo(f"Bỏ qua {rel} (bí mật; thêm --with-secrets để sao lưu).")
+
+
+@cli.command("restore")
+@click.argument("src", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+def restore_command(src: Path, data_dir: Path) -> None:
+    """Restore a backup SRC into a new or empty DATA_DIR (every file checked first)."""
+    try:
+        report = backup_mod.restore(src, data_dir)
+    except backup_mod.BackupError as exc:
+        refuse(str(exc))
+    click.echo(f"Đã khôi phục {len(report.files)} tệp vào {data_dir}.")
+
+
 def main() -> None:
+    os.umask(PRIVATE_UMASK)  # nothing we create is readable by other local users
     cli()

@@ -73,6 +73,12 @@ class Settings:
     zalo_concurrency: int = 32  # replies in flight at once
     zalo_timeout: float = 10.0
     zalo_retries: int = 3
+    # province server: who may read /metrics (the app checks it as the edge does)
+    metrics_allow: tuple = ()  # networks; empty = loopback only (see metrics_networks)
+
+    @property
+    def metrics_networks(self) -> tuple:
+        return self.metrics_allow or _networks("127.0.0.0/8,::1/128")
 
     @property
     def zalo_enabled(self) -> bool:
@@ -83,7 +89,7 @@ _CASTS = {
     "data_dir": Path, "port": int, "workers": int, "cache_size": int,
     "negative_cache_size": int, "batch_size": int, "max_age": int, "reload_interval": float,
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
-    "trusted_proxies": _networks, "access_log": _bool, "zalo_queue_size": int,
+    "trusted_proxies": _networks, "metrics_allow": _networks, "access_log": _bool, "zalo_queue_size": int,
     "zalo_concurrency": int, "zalo_timeout": float, "zalo_retries": int,
 }
 
