@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import messages
+from .cors import ReadOnlyCORS
 from .lookup import Lookup
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import spec
@@ -173,8 +174,10 @@ def create_app(settings: Settings) -> Starlette:
 
         chatbot = Chatbot(settings, lookup, metrics)
         routes.append(Route("/zalo/webhook", chatbot.endpoint, methods=["POST"]))
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    if settings.cors_origins:
+        middleware.append(Middleware(ReadOnlyCORS, origins=settings.cors_origins))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.state.settings = settings
     app.state.lookup = lookup
