@@ -5,6 +5,7 @@
 // answers every call here and can record what was asked. Outside Zalo with no stand-in the
 // Zalo-only actions are not offered (the app links to the OA's public page instead), and a
 // call made anyway rejects, as zmp-sdk's own calls do there (code -2000): callers handle it.
+import "./sdk-login.js"; // before zmp-sdk: it must listen when the SDK logs in
 import { followOA as sdkFollowOA, openChat as sdkOpenChat } from "zmp-sdk/apis";
 
 const ZALO_HOST = "h5.zdn.vn"; // where Zalo serves Mini Apps: https://h5.zdn.vn/zapps/<app id>/
