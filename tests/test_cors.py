@@ -1,14 +1,17 @@
-"""CORS for the read-only routes: off by default, exact origins only, never elsewhere."""
+"""CORS for the read-only routes: off by default, listed origins only, never elsewhere."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from diemthi.app import create_app
 from diemthi.importer import import_files
 from diemthi.settings import SettingsError, load
 from tests.conftest import write
+from tests.servers import LiveServer
 
 ZALO = "https://h5.zdn.vn"
 ZALO_APP = "zbrowser://h5.zdn.vn"
@@ -22,8 +25,11 @@ def data(data_dir, tmp_path):
     return data_dir
 
 
-def client(data_dir, **settings) -> TestClient:
-    return TestClient(create_app(load({"data_dir": str(data_dir), **settings})))
+@contextmanager
+def client(data_dir, **settings):
+    with LiveServer(create_app(load({"data_dir": str(data_dir), **settings}))) as url:
+        with httpx.Client(base_url=url) as c:
+            yield c
 
 
 def test_off_by_default(data):

@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -404,3 +405,56 @@ def test_a_host_that_refuses_is_handled_and_a_plain_browser_gets_the_oa_link(
         plain.page.click('[data-action="lookup"]')
         plain.page.wait_for_selector('[data-subject="toan"]', timeout=WAIT_MS)
         assert text_of(plain.page, '[data-subject="toan"] .score') == "5"
+
+
+@contextmanager
+def silent_api(port: int):
+    """Something on the API's port that takes connections and never answers."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        sock.close()
+
+
+def test_a_request_that_never_ends_times_out_and_offline_is_said(
+        phone, api_port, snapshot_dir, app_url):
+    with silent_api(api_port):
+        p = phone()
+        p.lookup("01000001")
+        from playwright.sync_api import expect
+
+        expect(p.page.locator("[data-action='lookup']")).to_be_disabled()  # one at a time
+        error = p.page.locator('[data-screen="error"][data-error="timeout"]')
+        error.wait_for(timeout=3 * WAIT_MS)  # the app's own deadline is 10 s
+        assert "quá lâu" in error.inner_text()
+        p.shot("timeout")
+    p.context.set_offline(True)
+    p.page.click('[data-action="retry"]')
+    offline = p.page.locator('[data-screen="error"][data-error="offline"]')
+    offline.wait_for(timeout=WAIT_MS)
+    assert "kết nối mạng" in offline.inner_text()
+    p.context.set_offline(False)
+    with api(api_port, snapshot_dir, app_url):
+        p.page.click('[data-action="retry"]')
+        p.page.wait_for_selector('[data-subject="toan"]', timeout=WAIT_MS)
