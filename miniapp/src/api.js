@@ -65,3 +65,25 @@ export async function lookup(sbd, { timeoutMs = TIMEOUT_MS } = {}) {
   if (status === 404) return { kind: "not_found", message: error.message || MESSAGES.server };
   return { kind: "server", message: error.message || MESSAGES.server };
 }
+
+/** A phổ điểm document (GET {API}/v1/stats/{year}[/{scope}]), or null: charts are extras, so
+ * any failure just leaves them out. */
+export async function stats(year, scope, { timeoutMs = TIMEOUT_MS } = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const path = scope ? `${year}/${encodeURIComponent(scope)}` : `${year}`;
+    const response = await fetch(`${API}/v1/stats/${path}`, {
+      signal: controller.signal,
+      headers: { Accept: "application/json" },
+      credentials: "omit",
+    });
+    if (response.status !== 200) return null;
+    const json = await body(response);
+    return json && typeof json.distributions === "object" ? json : null;
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}

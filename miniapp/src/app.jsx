@@ -1,8 +1,9 @@
-import React, { useRef, useState } from "react";
+import React, { useEffect, useRef, useState } from "react";
 import { Route, Routes } from "react-router-dom";
 import { App, Button, Input, Page, ZMPRouter } from "zmp-ui";
-import { lookup, message } from "./api.js";
-import { count, percent, score, vietnamTime } from "./format.js";
+import { lookup, message, stats } from "./api.js";
+import { Histogram } from "./chart.jsx";
+import { count, score, topPercent, vietnamTime } from "./format.js";
 import { followOA, hostAvailable, inZalo, oaLink, openChat } from "./host.js";
 import { normalize } from "./sbd.js";
 
@@ -109,23 +110,77 @@ function Answer({ sbd, answer, retry }) {
   );
 }
 
-function Rank({ rank }) {
-  if (!rank) return null;
-  const { nation, province } = rank;
+/** "hạng 1.204 / 26.880 trong tỉnh", "top 4,5% cả nước", as the web pages say them; the
+ * nation's line only when it says more than the province's. */
+function rankLines(rank) {
+  if (!rank) return [];
+  const lines = [];
+  const province = rank.province || {};
+  if (province.of) {
+    lines.push(`hạng ${count(province.higher + 1)} / ${count(province.of)} trong tỉnh`);
+  }
+  const nation = rank.nation || {};
+  if (nation.of && (nation.source === "national" || nation.of > (province.of || 0))) {
+    lines.push(`${topPercent(nation)} cả nước`);
+  }
+  return lines;
+}
+
+/** What the API says of one key beyond its score: ranks and last year's equivalent. */
+function Standing({ rank, previous, id }) {
+  const lines = rankLines(rank);
+  const equivalents = (previous && previous.equivalents) || {};
+  if (id in equivalents) {
+    lines.push(`năm ${previous.year} tương đương ${score(equivalents[id])} điểm`);
+  }
+  if (!lines.length) return null;
   return (
-    <span className="rank">
-      {province && province.of > 0 && (
-        <span data-scope="province">
-          Trong tỉnh: hạng {count(province.higher + 1)}/{count(province.of)}
-        </span>
-      )}
-      {nation && nation.of > 0 && (
-        <span data-scope="nation">
-          Cả nước: hạng {count(nation.higher + 1)}/{count(nation.of)} (top{" "}
-          {percent(nation.higher + nation.equal, nation.of)})
-        </span>
-      )}
+    <span className="rank" data-standing={id}>
+      {lines.map((line) => (
+        <span key={line}>{line}</span>
+      ))}
     </span>
+  );
+}
+
+/** The phổ điểm the API has for this candidate: the ministry's national figures when they
+ * are imported, else the candidate's province in the served snapshot; null when neither. */
+function useDistributions(data) {
+  const [found, setFound] = useState(null);
+  useEffect(() => {
+    let live = true;
+    (async () => {
+      let among = "cả nước";
+      let doc = await stats(data.year, "national");
+      if (!doc && data.province) {
+        among = data.province.name;
+        doc = await stats(data.year, data.province.code);
+      }
+      if (live && doc) setFound({ among, distributions: doc.distributions });
+    })();
+    return () => {
+      live = false;
+    };
+  }, [data]);
+  return found;
+}
+
+function Chart({ found, id, value }) {
+  const dist = found && found.distributions[id];
+  if (!dist || !Array.isArray(dist.histogram) || !dist.histogram.length) return null;
+  const name = subjectName(id);
+  return (
+    <figure data-chart={id}>
+      <Histogram
+        histogram={dist.histogram}
+        mark={value}
+        label={`Phổ điểm môn ${name} ${found.among}: ${count(dist.count)} thí sinh; điểm của bạn ${score(value)}`}
+      />
+      <figcaption>
+        Phổ điểm {name} {found.among}: {count(dist.count)} thí sinh, trung bình {score(dist.mean)};
+        cột màu cam là điểm của bạn.
+      </figcaption>
+    </figure>
   );
 }
 
@@ -134,6 +189,7 @@ function Result({ data }) {
   const language = data.foreign_language;
   const combos = Object.entries(data.combinations || {});
   const previous = data.previous_year;
+  const distributions = useDistributions(data);
   return (
     <div className="result" data-screen="result">
       <h2>Thí sinh {data.sbd}</h2>
@@ -143,17 +199,18 @@ function Result({ data }) {
       <h3>Điểm từng môn</h3>
       <ul className="rows">
         {Object.entries(data.scores).map(([key, value]) => (
-          <li key={key} data-subject={key}>
+          <li key={key} className="subject" data-subject={key}>
             <span className="label">
               <span className="name">{subjectName(key)}</span>
               {key === "ngoai_ngu" && language && <span className="note"> ({language.name})</span>}
-              <Rank rank={ranks[key]} />
+              <Standing rank={ranks[key]} previous={previous} id={key} />
             </span>
             <span className="score">{score(value)}</span>
+            <Chart found={distributions} id={key} value={value} />
           </li>
         ))}
       </ul>
-      {combos.length > 0 && (
+      {combos.length > 0 ? (
         <>
           <h3>Tổng điểm theo tổ hợp</h3>
           <ul className="rows">
@@ -165,29 +222,15 @@ function Result({ data }) {
                     {" "}
                     ({(COMBINATIONS[code] || []).map(subjectName).join(", ")})
                   </span>
-                  <Rank rank={ranks[code]} />
+                  <Standing rank={ranks[code]} previous={previous} id={code} />
                 </span>
                 <span className="score">{score(total)}</span>
               </li>
             ))}
           </ul>
         </>
-      )}
-      {previous && previous.equivalents && Object.keys(previous.equivalents).length > 0 && (
-        <>
-          <h3>Tương đương năm {previous.year}</h3>
-          <p className="hint">Điểm năm {previous.year} có cùng thứ hạng trên cả nước.</p>
-          <ul className="rows">
-            {Object.entries(previous.equivalents).map(([key, value]) => (
-              <li key={key} data-equivalent={key}>
-                <span className="label">
-                  <span className="name">{SUBJECTS[key] || key}</span>
-                </span>
-                <span className="score">{score(value)}</span>
-              </li>
-            ))}
-          </ul>
-        </>
+      ) : (
+        <p className="hint">Chưa đủ môn để tính tổng điểm tổ hợp xét tuyển.</p>
       )}
     </div>
   );

@@ -10,13 +10,6 @@ export function count(value) {
   return String(Math.trunc(value)).replace(/\B(?=(\d{3})+(?!\d))/g, ".");
 }
 
-/** A share as a percentage with a decimal comma, at most one decimal ("4,5%"). */
-export function percent(part, whole) {
-  if (!whole) return "0%";
-  const p = Math.round((part / whole) * 1000) / 10;
-  return `${p.toString().replace(".", ",")}%`;
-}
-
 const two = (n) => String(n).padStart(2, "0");
 
 /** An ISO time shown in Vietnam time (UTC+7), whatever the phone's zone. */
@@ -28,4 +21,11 @@ export function vietnamTime(iso) {
     `${two(v.getUTCHours())}:${two(v.getUTCMinutes())} ngày ` +
     `${two(v.getUTCDate())}/${two(v.getUTCMonth() + 1)}/${v.getUTCFullYear()}`
   );
+}
+
+/** "top 4,5%": the share at the candidate's place or above, rounded up to a tenth (as the
+ * web pages and the chatbot say it, so nobody reads "top 0%"). */
+export function topPercent(rank) {
+  const share = Math.ceil(((rank.higher + 1) * 1000) / rank.of) / 10;
+  return `top ${score(share)}%`;
 }
