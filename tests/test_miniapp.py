@@ -324,6 +324,7 @@ def test_api_going_away_shows_the_error_and_retry_works_once_back(
     assert "Không kết nối được" in error.inner_text()
     assert p.page.locator("[data-subject]").count() == 0
     p.shot("offline")
+    assert p.axe() == []
     with api(api_port, snapshot_dir, app_url):
         p.page.click('[data-action="retry"]')
         p.page.wait_for_selector('[data-subject="toan"]', timeout=WAIT_MS)
@@ -343,6 +344,7 @@ def test_busy_and_not_ready_servers_get_a_message_and_a_retry(
         assert error.get_attribute("data-error") == "server"
         assert p.page.locator('[data-action="retry"]').is_visible()
         p.shot("server-error")
+        assert p.axe() == []
     with api(api_port, snapshot_dir, app_url, rate_limit=0.001, rate_burst=1):
         p.page.click('[data-action="retry"]')
         p.page.wait_for_selector('[data-subject="toan"]', timeout=WAIT_MS)
@@ -457,6 +459,7 @@ def test_a_request_that_never_ends_times_out_and_offline_is_said(
         error.wait_for(timeout=3 * WAIT_MS)  # the app's own deadline is 10 s
         assert "quá lâu" in error.inner_text()
         p.shot("timeout")
+        assert p.axe() == []
     p.context.set_offline(True)
     p.page.click('[data-action="retry"]')
     offline = p.page.locator('[data-screen="error"][data-error="offline"]')

@@ -102,7 +102,7 @@ function Answer({ sbd, answer, retry }) {
     <div className="problem" role="alert" data-screen="error" data-error={answer.kind}>
       <p>{answer.message}</p>
       {answer.kind !== "not_found" && answer.kind !== "invalid_sbd" && (
-        <Button variant="secondary" fullWidth onClick={retry} data-action="retry">
+        <Button fullWidth onClick={retry} data-action="retry">
           Thử lại
         </Button>
       )}
