@@ -7,9 +7,9 @@ DATA   ?= data
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # Debian packages the tests drive for real (one per line of need; see scripts/system_deps.sh)
-SYSTEM_PACKAGES := prometheus systemd
+SYSTEM_PACKAGES := prometheus systemd chromium fonts-dejavu-core
 
-.PHONY: setup run import-sample test bench loadtest sample clean lock wheelhouse
+.PHONY: setup run import-sample test bench loadtest sample clean lock wheelhouse miniapp
 
 setup: $(STAMP)
 
@@ -54,3 +54,12 @@ clean:
 
 loadtest: setup
 	$(BIN)/python scripts/loadtest.py
+
+# The Zalo Mini App (miniapp/): install from the lock, build into miniapp/www (what `zmp deploy`
+# uploads), print its gzipped weight. Configured at build time:
+#   make miniapp DIEMTHI_MINIAPP_API=https://diemthi.example DIEMTHI_MINIAPP_OA_ID=123
+miniapp:
+	cd miniapp && npm ci --no-audit --no-fund
+	cd miniapp && DIEMTHI_MINIAPP_API="$(DIEMTHI_MINIAPP_API)" \
+	  DIEMTHI_MINIAPP_OA_ID="$(DIEMTHI_MINIAPP_OA_ID)" npm run build
+	$(PYTHON) scripts/miniapp_size.py miniapp/www
