@@ -40,6 +40,8 @@ class Served:
                  negative_size: int, batch_size: int, stats: Stats):
         self.id = info.id
         self.rows = int(info.manifest["rows"])
+        self.provinces = frozenset(code for code, count in  # codes with candidates
+                                   (info.manifest.get("provinces") or {}).items() if count)
         self.etag_prefix = f'"{info.id}-'.encode()
         self.envelope = store.envelope(info)
         self.db = db

@@ -73,6 +73,11 @@ class Settings:
     zalo_concurrency: int = 32  # replies in flight at once
     zalo_timeout: float = 10.0
     zalo_retries: int = 3
+    # chatbot understanding (issue 18): the Sở's answers file, where other provinces look,
+    # SBDs answered per message
+    chatbot_answers: Path | None = None
+    chatbot_other_provinces_url: str = ""
+    chatbot_max_sbds: int = 3
 
     @property
     def zalo_enabled(self) -> bool:
@@ -85,6 +90,7 @@ _CASTS = {
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
     "trusted_proxies": _networks, "access_log": _bool, "zalo_queue_size": int,
     "zalo_concurrency": int, "zalo_timeout": float, "zalo_retries": int,
+    "chatbot_answers": Path, "chatbot_max_sbds": int,
 }
 
 
@@ -112,7 +118,7 @@ def load(overrides: Mapping[str, Any] | None = None,
 
 def _check(s: Settings) -> None:
     for name in ("cache_size", "negative_cache_size", "batch_size", "workers", "rate_burst",
-                 "zalo_queue_size", "zalo_concurrency"):
+                 "zalo_queue_size", "zalo_concurrency", "chatbot_max_sbds"):
         if getattr(s, name) < (0 if "cache" in name else 1):
             raise SettingsError(f"{PREFIX}{name.upper()}: phải là số dương")
     if not 0 < s.port < 65536:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from functools import partial
@@ -18,8 +19,7 @@ from ..lookup import Lookup
 from ..metrics import Metrics
 from ..responses import error_response
 from ..settings import Settings
-from . import replies, signature
-from .extract import find_sbds
+from . import answers, replies, signature, understand
 from .zalo import Job, Outbox, Retryable, Tokens, ZaloClient, ZaloError, with_retries
 
 log = logging.getLogger("diemthi.chatbot")
@@ -61,6 +61,8 @@ class Chatbot:
         self.outbox = Outbox(self.answer, settings.zalo_queue_size, settings.zalo_concurrency,
                              on_drop=self.dropped.inc)
         self.client: ZaloClient | None = None
+        self.answers = answers.load(settings.chatbot_answers)
+        self.recent = replies.Recent()  # users sent the "type your SBD" nudge lately
 
     async def start(self, app: object = None) -> Callable[[], Awaitable[None]]:
         http = httpx.AsyncClient(timeout=self.settings.zalo_timeout, limits=httpx.Limits(
@@ -95,43 +97,40 @@ class Chatbot:
             return error_response(401, "invalid_signature", "Chữ ký không hợp lệ.")
         name = str(event.get("event_name", ""))
         self.events.labels(name if name == "user_send_text" else "other").inc()
-        if name != "user_send_text":
-            return OK  # acknowledged, nothing to say
+        if name != "user_send_text" and name not in replies.MEDIA_EVENTS and name != "follow":
+            return OK  # acknowledged, nothing to say (stickers, GIFs, ...)
         try:
-            message, user_id = event["message"], str(event["sender"]["id"])
-            msg_id, text = str(message["msg_id"]), str(message.get("text") or "")
+            user_id = str((event.get("sender") or event.get("follower"))["id"])
+            message = event.get("message") or {}
+            msg_id = str(message.get("msg_id") or f"{name}:{user_id}:{timestamp}")
+            text = str(message.get("text") or "")
         except (KeyError, TypeError):
             return OK  # signed by Zalo, but nothing we can answer
         if msg_id in self.seen:
             return OK  # a retry of a message already taken
         self.seen[msg_id] = True
-        self.outbox.offer(Job(user_id, text))
+        self.outbox.offer(Job(user_id, text, name))
         return OK
 
-    async def compose(self, text: str) -> list[str]:
-        """The replies to one message, one chat bubble each."""
+    async def compose(self, text: str, event: str = "user_send_text",
+                      user_id: str = "") -> list[str]:
+        """The replies to one event, one chat bubble each."""
+        if event != "user_send_text":
+            return replies.for_event(event, user_id, self.recent, self.settings)
         if self.release_ts and time.time() < self.release_ts:
             return [replies.not_published(self.settings.release_at)]  # type: ignore[arg-type]
-        found = find_sbds(text)
-        if not found.sbds:
-            return [replies.wrong_length(found.wrong_length[0]) if found.wrong_length
-                    else replies.HELP]
-        year = self.lookup.latest_year
-        if year is None:
-            return [replies.BUSY]
-        served = self.lookup.served[year]
-        out = []
-        for sbd in found.sbds:
-            body = await served.get(sbd)
-            out.append(replies.found(orjson.loads(body)) if body else replies.not_found(sbd, year))
-        out += [replies.wrong_length(d) for d in found.wrong_length[:1]]
-        if found.more:
-            out.append(replies.TOO_MANY)
-        return out
+        served = self.lookup.served
+        reading = understand.read(text, served=replies.served_provinces(served),
+                                  max_sbds=self.settings.chatbot_max_sbds)
+        year = replies.choose_year(reading.years, served)
+        snapshot = served.get(year) if year is not None else None
+        bodies = dict(zip(reading.sbds, await asyncio.gather(
+            *map(snapshot.get, reading.sbds)))) if snapshot else {}
+        return replies.for_reading(reading, bodies, year, served, self.answers, self.settings)
 
     async def answer(self, job: Job) -> None:
         assert self.client is not None
-        for text in await self.compose(job.text):
+        for text in await self.compose(job.text, job.event, job.user_id):
             try:
                 await with_retries(partial(self.client.send_text, job.user_id, text),
                                    self.settings.zalo_retries, self.retried.inc)

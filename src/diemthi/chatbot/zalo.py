@@ -159,6 +159,7 @@ class ZaloClient:
 class Job:
     user_id: str
     text: str
+    event: str = "user_send_text"
 
 
 class Outbox:
