@@ -131,7 +131,7 @@ def _segment(groups: list[str], codes: Collection[str]) -> list[tuple[str, str]]
         if here is None:
             continue
         digits = ""
-        for j in range(i, min(n, i + 6)):
+        for j in range(i, min(n, i + 12)):
             digits += groups[j].lstrip("+ ")
             if len(digits) > 12:
                 break
@@ -276,7 +276,7 @@ def read(text: str, codes: Mapping[str, str] | None = None,
         for start, end in _digit_chunks(match):
             typed = flat[start:end]
             digits = re.sub(r"[ .-]+", "", typed).replace("o", "0")
-            if "o" in typed and len(digits) == LENGTH and sum(map(str.isdigit, typed)) >= 4:
+            if "o" in typed and len(digits) == LENGTH and sum(map(str.isdigit, typed)) >= 2:
                 reading.meant.append((_original(text, start, end), digits))
                 flat = _mask(flat, start, end)
 
@@ -285,7 +285,7 @@ def read(text: str, codes: Mapping[str, str] | None = None,
     found: list[str] = []  # SBDs in message order, padded ones included
     for match in _RUN.finditer(flat):
         groups = _GROUP.findall(match.group())
-        pending: list[str] = []  # consecutive short leftover groups, joined
+        pending: list[str] = []  # consecutive short leftover groups, read as one number
 
         def settle() -> None:
             if pending:
@@ -293,7 +293,7 @@ def read(text: str, codes: Mapping[str, str] | None = None,
                 pending.clear()
 
         for kind, digits in _segment(groups, codes):
-            if kind != "rest" or len(digits) >= 5:
+            if kind != "rest" or len(digits) >= LENGTH - 1:
                 settle()
             if kind == "sbd":
                 _add(found, digits)
@@ -305,7 +305,7 @@ def read(text: str, codes: Mapping[str, str] | None = None,
                 before = flat[:match.start()]
                 if 2015 <= int(digits) and not _BIRTH_YEAR.search(before[-12:]):
                     _add(reading.years, int(digits))
-            elif len(digits) >= 5:
+            elif len(digits) >= LENGTH - 1:  # a whole number on its own
                 _leftover(digits, reading, found, codes)
             else:
                 pending.append(digits)
