@@ -27,6 +27,7 @@ from typing import Collection, Mapping
 from ..reference import COMBINATIONS, provinces
 from ..sbd import LENGTH, is_sbd, province_code
 
+MAX_TEXT = 4000  # characters read; Zalo's text messages hold at most 2000
 MASK = "\x00"  # replaces masked characters: never a digit, a space or a separator
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), " ")
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"), "-")
@@ -124,8 +125,9 @@ def _kinds(groups: list[str], digits: str, codes: Collection[str]) -> list[tuple
 def _segment(groups: list[str], codes: Collection[str]) -> list[tuple[str, str]]:
     """The cheapest cut of a run into (kind, digits) spans; ties go to fewer spans."""
     n = len(groups)
-    best: list[tuple[float, int, list[tuple[str, str]]] | None] = [None] * (n + 1)
-    best[0] = (0.0, 0, [])
+    # best[k]: (cost, spans, start of the last span, its kind, its digits) for groups[:k]
+    best: list[tuple[float, int, int, str, str] | None] = [None] * (n + 1)
+    best[0] = (0.0, 0, 0, "", "")
     for i in range(n):
         here = best[i]
         if here is None:
@@ -133,15 +135,20 @@ def _segment(groups: list[str], codes: Collection[str]) -> list[tuple[str, str]]
         digits = ""
         for j in range(i, min(n, i + 12)):
             digits += groups[j].lstrip("+ ")
-            if len(digits) > 12:
+            if len(digits) > 12 and j > i:  # a long single group is still a "rest"
                 break
             for kind, cost in _kinds(groups[i:j + 1], digits, codes):
-                option = (here[0] + cost, here[1] + 1, here[2] + [(kind, digits)])
+                option = (here[0] + cost, here[1] + 1, i, kind, digits)
                 if best[j + 1] is None or option[:2] < best[j + 1][:2]:  # type: ignore[index]
                     best[j + 1] = option
-    final = best[n]
-    assert final is not None  # every single group is at least "rest" or "year"/"phone"
-    return final[2]
+    spans: list[tuple[str, str]] = []
+    k = n
+    while k:
+        step = best[k]
+        assert step is not None  # every single group is at least "rest" or "year"
+        spans.append((step[3], step[4]))
+        k = step[2]
+    return spans[::-1]
 
 
 # -- step 3: words and questions ----------------------------------------------------------
@@ -175,8 +182,8 @@ _INTENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((key, re.compile(patte
                 r"|\bdia chi (cua )?(so|phong)\b|\bgoi (cho|den|ai)\b|\bemail\b"),
 ))
 INTENTS = tuple(key for key, _ in _INTENTS)
-_ACK = re.compile(r"(ok[a-z]*|oki[a-z]*|vang|da|u|uh|um|uk|roi|duoc|hihi|haha|a|"
-                  r"ok a|da vang|vang a|da a|like|tot|[ ])*")
+_ACK = frozenset("ok oke okie okay oki okela okla vang da u uh um uk roi duoc hihi haha a like "
+                 "tot yes".split())
 _GREETING = re.compile(r"\b(xin chao|chao|alo|hello|hi|helo)\b")
 _ZALO_ICON = re.compile(r"/-[a-z]+|[:;][-']?[)(dpo>]+|<3")
 _ENGLISH = frozenset("the my is what how please score scores result results exam check number "
@@ -256,6 +263,7 @@ def read(text: str, codes: Mapping[str, str] | None = None,
     default); ``served``: those this deployment has candidates of (None: all of them)."""
     codes = provinces(2026) if codes is None else codes
     reading = Reading()
+    text = text[:MAX_TEXT]
     flat = flatten(text)
     for match in _COUNTRY.finditer(flat):  # "(+84)" → " +84 " so the run sees the prefix
         inner = "+84".center(match.end() - match.start())
@@ -376,8 +384,7 @@ def _read_words(text: str, reading: Reading) -> None:
         if code.upper() in COMBINATIONS:
             _add(reading.combinations, code.upper())
     bare = _ZALO_ICON.sub(" ", flatten(text))
-    if not re.search(r"[a-z0-9]", bare) or _ACK.fullmatch(" ".join(re.findall(r"[a-z0-9]+", bare))):
-        reading.ack = True
+    reading.ack = all(t in _ACK or t.startswith("okk") for t in re.findall(r"[a-z0-9]+", bare))
     reading.greeting = bool(_GREETING.search(said))
     tokens = said.split()
     english = sum(t in _ENGLISH for t in tokens)
