@@ -52,3 +52,28 @@ def wrong_length(digits: str) -> str:
 def not_published(release_at: datetime) -> str:
     return (f"Điểm thi chưa được công bố. Điểm sẽ có từ {when(release_at)} (giờ Việt Nam), "
             "bạn quay lại tra cứu sau nhé!")
+
+
+# -- registration before the release, the push and the phúc khảo notice (#8) ---------
+
+def registered(sbds: list[str], release: datetime) -> str:
+    listed = ", ".join(sbds)
+    return (f"Đã ghi nhận số báo danh {listed}. Điểm thi chưa được công bố; điểm sẽ có từ "
+            f"{when(release)} (giờ Việt Nam) và hệ thống sẽ tự động nhắn điểm cho bạn "
+            "ngay khi công bố.")
+
+
+PUSH_INTRO = "Điểm thi đã được công bố!"
+
+
+def changed(sbd: str, year: int, changes: list[tuple[str, str, str]]) -> str:
+    """The phúc khảo notice: each changed subject, old → new."""
+    lines = [f"Điểm thi năm {year} của SBD {sbd} đã được cập nhật sau phúc khảo:"]
+    for key, old, new in changes:
+        name = SUBJECTS[key].name if key in SUBJECTS else key
+        lines.append(f"• {name}: {old or '—'} → {new or '—'}")
+    return "\n".join(lines)
+
+
+def link(url: str) -> str:
+    return f"Xem chi tiết: {url}"
