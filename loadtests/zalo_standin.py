@@ -50,9 +50,11 @@ class ZaloStandIn:
     transaction_allowed: bool = False
     blocked: set[str] = field(default_factory=set)  # user_ids who blocked the OA
     accept_rate: float | None = None  # sends per second Zalo takes; beyond: -32
+    accept_burst: float | None = None  # sends taken at once (default: a second's worth)
     lenient: bool = True
     sent: list[dict] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)  # {"code", "body"}
+    attempted: list[dict] = field(default_factory=list)  # every send's recipient, in order
     refreshes: list[dict] = field(default_factory=list)  # {"form", "secret_key"}
     attempts: int = 0
     messages: dict[str, dict] = field(default_factory=dict)  # msg_id -> user, at, replies
@@ -77,7 +79,8 @@ class ZaloStandIn:
             return False
         now = time.monotonic()
         tokens, then = self._bucket
-        tokens = min(self.accept_rate, tokens + (now - then) * self.accept_rate)
+        burst = self.accept_burst or self.accept_rate
+        tokens = min(burst, tokens + (now - then) * self.accept_rate)
         if tokens < 1:
             self._bucket[:] = [tokens, now]
             return True
@@ -94,13 +97,14 @@ class ZaloStandIn:
         token = request.headers.get("access_token", "")
         if token in self.expired:
             return None, error(-216, "Access token is invalid"), token
-        if self._rate_limited():
-            return None, error(-32, "Your application reached limit call api"), token
         try:
             body = orjson.loads(await request.body())
-            body["recipient"], body["message"]
+            self.attempted.append(body["recipient"])
+            body["message"]
         except (ValueError, KeyError, TypeError):
             return None, error(-201, "body is invalid!"), token
+        if self._rate_limited():
+            return None, error(-32, "Your application reached limit call api"), token
         return body, None, token
 
     def _refuse(self, code: int, message: str, body: dict) -> JSONResponse:

@@ -71,7 +71,8 @@ def changed(sbd: str, year: int, changes: list[tuple[str, str, str]]) -> str:
     lines = [f"Điểm thi năm {year} của SBD {sbd} đã được cập nhật sau phúc khảo:"]
     for key, old, new in changes:
         name = SUBJECTS[key].name if key in SUBJECTS else key
-        lines.append(f"• {name}: {old or '—'} → {new or '—'}")
+        before, after = (v.replace(".", ",") if v else "—" for v in (old, new))
+        lines.append(f"• {name}: {before} → {after}")
     return "\n".join(lines)
 
 
