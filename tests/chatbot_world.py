@@ -135,13 +135,28 @@ SCORES = ("sbd,toan,ngu_van,ngoai_ngu,vat_li,hoa_hoc,ma_ngoai_ngu\n"
           "08000123,7.75,6.5,8.25,9,8.5,N1\n08000124,5,6,,,,\n08000125,4,4.5,,,,\n")
 
 
-def import_scores(data_dir, folder, text: str = SCORES) -> str:
-    """A tiny real snapshot of 2026, activated; returns its id."""
+def import_scores(data_dir, folder, text: str = SCORES, year: int = 2026) -> str:
+    """A tiny real snapshot of ``year``, activated; returns its id."""
     from diemthi.importer import import_files
 
     path = folder / f"scores-{abs(hash(text))}.csv"
     path.write_text(text, encoding="utf-8")
-    return import_files(data_dir, 2026, [path], activate=True).snapshot_id
+    return import_files(data_dir, year, [path], activate=True).snapshot_id
+
+
+def this_year() -> int:
+    """The exam year a release time set a few seconds from now belongs to."""
+    from datetime import datetime
+
+    from diemthi.messages import VIETNAM
+
+    return datetime.now(VIETNAM).year
+
+
+def release_in(seconds: float) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
 
 
 async def burst(url: str, bodies: list[bytes], connections: int = 32) -> list[int]:
