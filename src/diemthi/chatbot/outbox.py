@@ -254,6 +254,12 @@ class Store:
             (now, limit + len(skip))).fetchall()
         return [Message(*row) for row in rows if row[0] not in skip][:limit]
 
+    def replies(self, msg_id: str | None) -> int:
+        """In-thread replies sent so far against an incoming message."""
+        row = self.db.execute("SELECT replies FROM events WHERE msg_id = ?",
+                              (msg_id,)).fetchone() if msg_id else None
+        return row[0] if row else 0
+
     def latest(self, user_id: str) -> Latest | None:
         row = self.db.execute(
             "SELECT u.msg_id, u.at, coalesce(e.replies, 0) FROM users u "

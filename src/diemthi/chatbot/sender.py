@@ -20,6 +20,7 @@ import random
 import socket
 import sqlite3
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -199,7 +200,10 @@ class Sender:
         now = time.time()
         if now - message.created >= self.settings.zalo_reply_window:
             return Outcome(message.id, "given_up", reason="expired"), None
+        # counts as of now (the row was read before other sends to its thread ended)
         latest = await self.db.run(self.db.store.latest, message.user_id)
+        used = await self.db.run(self.db.store.replies, message.reply_to)
+        message = replace(message, replies_used=used)
         route = choose(message, latest, now, self.windows, self.threads)
         if route is None:
             return Outcome(message.id, "given_up", reason="window"), None
