@@ -19,14 +19,13 @@ import pytest
 
 from diemthi.app import create_app
 from diemthi.chatbot import answers, replies, understand
-from diemthi.chatbot.signature import sign
 from diemthi.importer import import_files
 from diemthi.settings import load
 from loadtests.zalo_standin import ZaloStandIn
+from tests.chatbot_world import APP_ID, OA_SECRET, event, post
 from tests.conftest import write
 from tests.servers import LiveServer
 
-APP_ID, OA_SECRET = "1234567890", "oa-secret"
 OTHER_URL = "https://diemthi.example.vn/tinh-khac"
 OWN_DIEM_CHUAN = "Điểm chuẩn của các trường: xem https://so.example.vn/diem-chuan"
 SERVED = {"08", "48"}
@@ -390,7 +389,8 @@ def test_settings_from_environment(tmp_path):
 @pytest.fixture(scope="module")
 def chatbot(tmp_path_factory):
     """A real server on loopback (2025 and 2026 served, provinces 08 and 48 in 2026)
-    answering into a real stand-in of Zalo, one send at a time so replies keep order."""
+    answering through its outbox into a real stand-in of Zalo, one send at a time so
+    replies keep their order."""
     root = tmp_path_factory.mktemp("understand")
     data_dir = root / "data"
     data_dir.mkdir()
@@ -404,39 +404,39 @@ def chatbot(tmp_path_factory):
     import_files(data_dir, 2025, [write(root / "c.csv", "sbd,toan,ngu_van\n08000123,6,7\n")],
                  activate=True)
     own = write(root / "answers.toml", f'diem_chuan = "{OWN_DIEM_CHUAN}"\n')
-    zalo = ZaloStandIn()
+    zalo = ZaloStandIn(lenient=False)  # as strict as Zalo: only threads it knows of
     with LiveServer(zalo.app()) as zalo_url:
         settings = load({"data_dir": str(data_dir), "zalo_app_id": APP_ID,
                          "zalo_oa_secret_key": OA_SECRET, "zalo_access_token": "a",
                          "zalo_refresh_token": "r", "zalo_app_secret": "s",
                          "zalo_api_base": zalo_url, "zalo_oauth_base": zalo_url,
-                         "zalo_concurrency": "1", "chatbot_answers": str(own),
+                         "zalo_concurrency": "1", "zalo_send_rate": "2000",
+                         "chatbot_answers": str(own),
                          "chatbot_other_provinces_url": OTHER_URL}, environ={})
         with LiveServer(create_app(settings)) as url, httpx.Client(base_url=url) as client:
             yield zalo, client
 
 
-def event(user: str, text: str = "", name: str = "user_send_text") -> bytes:
-    body = {"app_id": APP_ID, "event_name": name, "timestamp": "1750000000000",
-            "sender": {"id": user}, "recipient": {"id": "oa-1"},
-            "message": {"text": text, "msg_id": uuid.uuid4().hex}}
-    if name == "follow":
-        body = {"app_id": APP_ID, "event_name": "follow", "timestamp": "1750000000000",
-                "oa_id": "oa-1", "follower": {"id": user}, "source": "oa_profile"}
-    return orjson.dumps(body)
-
-
 def converse(zalo: ZaloStandIn, client: httpx.Client,
              events: list[tuple[str, str, str]]) -> dict[str, list[str]]:
-    """Send (user, text, event name) events, then one last message; once its answer is
-    back every earlier one is too (one sender, in order). Replies grouped by user."""
+    """Send (user, text, event name) events as Zalo would, then one last message; once its
+    answer is back every earlier one is too (one send at a time, in order). Replies
+    grouped by user."""
     end = f"end-{uuid.uuid4().hex}"
     for user, text, name in [*events, (end, "08000123", "user_send_text")]:
-        body = event(user, text, name)
-        response = client.post("/zalo/webhook", content=body, headers={
-            "X-ZEvent-Signature": sign(APP_ID, body, "1750000000000", OA_SECRET)})
+        if name == "follow":  # no message: Zalo knows the user just interacted
+            zalo.last_seen[user] = time.time()
+            stamp = str(int(time.time() * 1000))
+            body = orjson.dumps({"app_id": APP_ID, "event_name": "follow", "timestamp": stamp,
+                                 "oa_id": "oa-1", "follower": {"id": user},
+                                 "source": "oa_profile"})
+            response = post(client, body)
+        else:
+            msg_id = uuid.uuid4().hex
+            zalo.user_wrote(user, msg_id)
+            response = post(client, event(text, msg_id, name=name, user=user))
         assert response.status_code == 200
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not any(sent["user_id"] == end for sent in zalo.sent):
         assert time.monotonic() < deadline, "the last message was never answered"
         time.sleep(0.02)

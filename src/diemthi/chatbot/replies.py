@@ -8,9 +8,8 @@ the events that carry no text (a photo, a voice message, a follow).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Collection, Mapping
+from typing import TYPE_CHECKING, Callable, Collection, Mapping
 
-import orjson
 from cachetools import TTLCache
 
 from ..messages import NOT_READY, when
@@ -180,6 +179,32 @@ def not_published(release_at: "datetime") -> str:
             "bạn quay lại tra cứu sau nhé!")
 
 
+# -- registration before the release, the push and the phúc khảo notice (#8) ---------
+
+def registered(sbds: list[str], release: datetime) -> str:
+    listed = ", ".join(sbds)
+    return (f"Đã ghi nhận số báo danh {listed}. Điểm thi chưa được công bố; điểm sẽ có từ "
+            f"{when(release)} (giờ Việt Nam) và hệ thống sẽ tự động nhắn điểm cho bạn "
+            "ngay khi công bố.")
+
+
+PUSH_INTRO = "Điểm thi đã được công bố!"
+
+
+def changed(sbd: str, year: int, changes: list[tuple[str, str, str]]) -> str:
+    """The phúc khảo notice: each changed subject, old → new."""
+    lines = [f"Điểm thi năm {year} của SBD {sbd} đã được cập nhật sau phúc khảo:"]
+    for key, old, new in changes:
+        name = SUBJECTS[key].name if key in SUBJECTS else key
+        before, after = (v.replace(".", ",") if v else "—" for v in (old, new))
+        lines.append(f"• {name}: {before} → {after}")
+    return "\n".join(lines)
+
+
+def link(url: str) -> str:
+    return f"Xem chi tiết: {url}"
+
+
 # -- choosing what to say -----------------------------------------------------------------
 
 def served_provinces(served: Mapping[int, "Served"]) -> frozenset[str] | None:
@@ -201,20 +226,22 @@ def choose_year(asked: Collection[int], served: Collection[int]) -> int | None:
     return max(served)
 
 
-def for_reading(reading: Reading, bodies: Mapping[str, bytes | None], year: int | None,
+def for_reading(reading: Reading, docs: Mapping[str, dict | None], year: int | None,
                 served: Mapping[int, "Served"], answers: Mapping[str, str],
-                settings: "Settings") -> list[str]:
-    """The bubbles answering one message, in order: scores (a question asked with them
-    follows in the same bubble), near misses, skipped SBDs, then the Sở's answers."""
+                settings: "Settings", link: Callable[[str], str] = lambda sbd: "") -> list[str]:
+    """The bubbles answering one message, in order: scores (each with its ``link`` line,
+    and a question asked with them following in the same bubble), near misses, skipped
+    SBDs, then the Sở's answers. ``docs``: the candidates of ``reading.sbds`` in ``year``."""
     out: list[str] = []
     if reading.sbds:
         if year is None:
             out.append(year_not_served(reading.years, served) if reading.years else BUSY)
         else:
             for sbd in reading.sbds:
-                body = bodies.get(sbd)
-                text = (scores(orjson.loads(body), reading.subjects, reading.combinations)
-                        if body else not_found(sbd, year))
+                doc = docs.get(sbd)
+                text = (scores(doc, reading.subjects, reading.combinations) if doc
+                        else not_found(sbd, year))
+                text += f"\n{link(sbd)}" if doc and link(sbd) else ""
                 out.append(padded(sbd, reading.padded[sbd]) + "\n" + text
                            if sbd in reading.padded else text)
     with_scores = len(out)
