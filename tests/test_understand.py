@@ -8,10 +8,14 @@ replies go to the loopback stand-in of Zalo, read back as the student would read
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
 
 import httpx
 import orjson
@@ -386,12 +390,11 @@ def test_settings_from_environment(tmp_path):
 
 # -- the table through the real webhook ---------------------------------------------------
 
-@pytest.fixture(scope="module")
-def chatbot(tmp_path_factory):
+@contextlib.contextmanager
+def world(root: Path, **extra: str) -> Iterator[tuple[ZaloStandIn, httpx.Client]]:
     """A real server on loopback (2025 and 2026 served, provinces 08 and 48 in 2026)
     answering through its outbox into a real stand-in of Zalo, one send at a time so
     replies keep their order."""
-    root = tmp_path_factory.mktemp("understand")
     data_dir = root / "data"
     data_dir.mkdir()
     head = "sbd,toan,ngu_van,ngoai_ngu,vat_li,hoa_hoc,lich_su,dia_li,ma_ngoai_ngu\n"
@@ -412,9 +415,15 @@ def chatbot(tmp_path_factory):
                          "zalo_api_base": zalo_url, "zalo_oauth_base": zalo_url,
                          "zalo_concurrency": "1", "zalo_send_rate": "2000",
                          "chatbot_answers": str(own),
-                         "chatbot_other_provinces_url": OTHER_URL}, environ={})
+                         "chatbot_other_provinces_url": OTHER_URL, **extra}, environ={})
         with LiveServer(create_app(settings)) as url, httpx.Client(base_url=url) as client:
             yield zalo, client
+
+
+@pytest.fixture(scope="module")
+def chatbot(tmp_path_factory):
+    with world(tmp_path_factory.mktemp("understand")) as both:
+        yield both
 
 
 def converse(zalo: ZaloStandIn, client: httpx.Client,
@@ -502,3 +511,16 @@ def test_media_stickers_and_follow(chatbot):
     (welcome,) = got["m5"]
     assert "Chào mừng" in welcome and "08000123" in welcome
     assert got["m6"] == [replies.english_help(3)]
+
+
+def test_questions_are_answered_under_embargo(tmp_path):
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    with world(tmp_path, release_at=later) as (zalo, client):
+        got = converse(zalo, client, [("e1", "phúc khảo thế nào ạ", "user_send_text"),
+                                      ("e2", "cho em hỏi điểm", "user_send_text"),
+                                      ("e3", "ok", "user_send_text"),
+                                      ("e4", "sbd 08000124", "user_send_text")])
+    assert PHUC_KHAO in got["e1"][0] and "chưa được công bố" not in got["e1"][0]
+    assert got["e2"][0].startswith("Điểm thi chưa được công bố")
+    assert "e3" not in got
+    assert got["e4"][0].startswith("Đã ghi nhận số báo danh 08000124")

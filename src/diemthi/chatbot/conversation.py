@@ -1,7 +1,8 @@
 """From what a student typed to the reply texts: the one place that decides what to say.
 
 :meth:`Conversation.compose` takes the text and the user and returns the texts to send,
-one chat bubble each. Under embargo an SBD is registered for the release push through
+one chat bubble each: :mod:`.understand` reads the text, :mod:`.replies` words the answer
+(the Sở's own answers come from :mod:`.answers`). Under embargo an SBD is registered for the release push through
 the ``register`` callback the caller passes (the sender writes the registrations in the
 same transaction as the replies). :meth:`Conversation.push_text` is what a registered
 student receives at the release.
@@ -44,7 +45,9 @@ class Conversation:
                 for sbd in reading.sbds:
                     register(sbd, year)
                 return [replies.registered(reading.sbds, moment)]
-            return [replies.not_published(moment)]  # type: ignore[arg-type]
+            if reading.sbds or not (reading.intents or reading.ack or reading.near_misses):
+                return [replies.not_published(moment)]  # type: ignore[arg-type]
+            # a question, a thank-you or a near miss is answered as on any day
         year = replies.choose_year(reading.years, served)
         docs = {sbd: await self.candidate(year, sbd) for sbd in reading.sbds} \
             if year is not None else {}
