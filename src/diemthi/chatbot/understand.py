@@ -61,9 +61,10 @@ def _mask(flat: str, start: int, end: int) -> str:
     return flat[:start] + MASK * (end - start) + flat[end:]
 
 
-_DATE = re.compile(r"(?<![\d./-])(\d{1,2}) ?([./-]) ?(\d{1,2}) ?\2 ?(\d{4}|\d{2})(?!\d|[./-]\d)")
+_DATE = re.compile(r"(?<![\d./-])(?P<d>\d{1,2}) ?(?P<sep>[./-]) ?(?P<m>\d{1,2}) ?(?P=sep) ?"
+                   r"(?P<y>\d{4}|\d{2})(?!\d|[./-]\d)")
 _BIRTH_DATE = re.compile(r"(?:ngay sinh|sinh ngay|\bns|\bsn|\bdob|birthday)\W{0,3}"
-                         r"(\d{1,2})[ ./-]{0,3}(\d{1,2})[ ./-]{0,3}(\d{4}|\d{2})(?!\d)")
+                         r"(?P<d>\d{1,2})[ ./-]{0,3}(?P<m>\d{1,2})[ ./-]{0,3}(?P<y>\d{4}|\d{2})(?!\d)")
 _CLASS = re.compile(r"\blop ?(\d{1,2}(?: ?[a-z]\d{0,2}\b)?)|(?<![\d.-])(1[0-2][a-z]\d{0,2})(?![a-z\d])")
 _GLUED = re.compile(r"(?<=[a-z])(?<!sbd)\d{1,2}(?!\d)")
 _WITH_O = re.compile(r"(?<![a-z\d])[o\d]+(?:[ .-]+[o\d]+)*(?![a-z\d])")
@@ -160,11 +161,11 @@ _TEENCODE = {
     "bnhieu": "bao nhieu", "sbd": "so bao danh", "sdb": "so bao danh", "sdt": "so dien thoai",
     "dt": "dien thoai", "pk": "phuc khao", "fuc": "phuc", "tn": "tot nghiep",
     "ngiep": "nghiep", "totnghiep": "tot nghiep", "wen": "quen", "qen": "quen",
-    "dim": "diem", "diem": "diem", "chuan": "chuan", "trg": "truong", "dh": "dai hoc",
+    "dim": "diem", "trg": "truong", "dh": "dai hoc",
     "nv": "nguyen vong", "tks": "cam on", "thks": "cam on", "thx": "cam on",
     "camon": "cam on", "cmon": "cam on", "ntn": "nhu the nao", "z": "vay", "v": "vay",
-    "hic": "", "ak": "a", "ah": "a", "nha": "nhe", "nhe": "nhe", "lm": "lam",
-    "ms": "moi", "r": "roi", "cx": "cung", "vs": "voi", "ad": "admin", "gdcd": "gdcd",
+    "hic": "", "ak": "a", "ah": "a", "nha": "nhe", "lm": "lam",
+    "ms": "moi", "r": "roi", "cx": "cung", "vs": "voi", "ad": "admin",
 }
 _INTENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((key, re.compile(pattern)) for key, pattern in (
     ("diem_chuan", r"\bdiem (chuan|san|trung tuyen)\b|\btrung tuyen\b|\bxet tuyen\b"
@@ -184,7 +185,6 @@ _INTENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((key, re.compile(patte
 INTENTS = tuple(key for key, _ in _INTENTS)
 _ACK = frozenset("ok oke okie okay oki okela okla vang da u uh um uk roi duoc hihi haha a like "
                  "tot yes".split())
-_GREETING = re.compile(r"\b(xin chao|chao|alo|hello|hi|helo)\b")
 _ZALO_ICON = re.compile(r"/-[a-z]+|[:;][-']?[)(dpo>]+|<3")
 _ENGLISH = frozenset("the my is what how please score scores result results exam check number "
                      "candidate hello hi i want to can you get see where when registration id "
@@ -207,7 +207,7 @@ _SUBJECT_WORDS = {
 }
 _SUBJECT = "|".join(sorted(map(re.escape, _SUBJECT_WORDS), key=len, reverse=True))
 _SUBJECTS_ASKED = re.compile(rf"\b(?:diem|mon|bai)(?: thi(?! sinh))?(?: mon)? (?!thi sinh)((?:{_SUBJECT})"
-                             rf"(?:(?: va| voi| ,)? (?:mon )?(?:{_SUBJECT}))*)\b")
+                             rf"(?:(?: va| voi)? (?:mon )?(?:{_SUBJECT}))*)\b")
 _SUBJECT_ONE = re.compile(rf"\b(?:{_SUBJECT})\b")
 _COMBO_KHOI = re.compile(r"\b(?:khoi|to hop|th) ?([abcdx]) ?(\d{1,2})?\b")
 _COMBO_CODE = re.compile(r"\b([abcdx]\d{2})\b")
@@ -243,7 +243,6 @@ class Reading:
     combinations: list[str] = field(default_factory=list)  # combination codes asked about
     intents: list[str] = field(default_factory=list)  # keys of the Sở's answers, in INTENTS order
     ack: bool = False  # "ok", a thumbs-up, an emoticon: nothing to answer
-    greeting: bool = False
     english: bool = False
 
     @property
@@ -264,61 +263,10 @@ def read(text: str, codes: Mapping[str, str] | None = None,
     codes = provinces(2026) if codes is None else codes
     reading = Reading()
     text = text[:MAX_TEXT]
-    flat = flatten(text)
-    for match in _COUNTRY.finditer(flat):  # "(+84)" → " +84 " so the run sees the prefix
-        inner = "+84".center(match.end() - match.start())
-        flat = flat[:match.start()] + inner + flat[match.end():]
-
-    for pattern in (_BIRTH_DATE, _DATE):
-        for match in pattern.finditer(flat):
-            day, month, year = match.group(1), match.group(3 if pattern is _DATE else 2), \
-                match.group(4 if pattern is _DATE else 3)
-            if _valid_date(day, month, year):
-                reading.dates.append(flat[match.start(1):match.end()])
-                flat = _mask(flat, match.start(1), match.end())
-    for match in _CLASS.finditer(flat):
-        group = 1 if match.group(1) else 2
-        reading.classes.append(match.group(group).replace(" ", "").upper())
-        flat = _mask(flat, match.start(group), match.end(group))
-    for match in _WITH_O.finditer(flat):
-        for start, end in _digit_chunks(match):
-            typed = flat[start:end]
-            digits = re.sub(r"[ .-]+", "", typed).replace("o", "0")
-            if "o" in typed and len(digits) == LENGTH and sum(map(str.isdigit, typed)) >= 2:
-                reading.meant.append((_original(text, start, end), digits))
-                flat = _mask(flat, start, end)
-
-    for match in _GLUED.finditer(flat):
-        flat = _mask(flat, match.start(), match.end())
+    flat = _mask_known(text, flatten(text), reading)
     found: list[str] = []  # SBDs in message order, padded ones included
     for match in _RUN.finditer(flat):
-        groups = _GROUP.findall(match.group())
-        pending: list[str] = []  # consecutive short leftover groups, read as one number
-
-        def settle() -> None:
-            if pending:
-                _leftover("".join(pending), reading, found, codes)
-                pending.clear()
-
-        for kind, digits in _segment(groups, codes):
-            if kind != "rest" or len(digits) >= LENGTH - 1:
-                settle()
-            if kind == "sbd":
-                _add(found, digits)
-            elif kind == "phone":
-                reading.phones.append(digits)
-            elif kind == "cccd":
-                reading.cccd.append(digits)
-            elif kind == "year":
-                before = flat[:match.start()]
-                if 2015 <= int(digits) and not _BIRTH_YEAR.search(before[-12:]):
-                    _add(reading.years, int(digits))
-            elif len(digits) >= LENGTH - 1:  # a whole number on its own
-                _leftover(digits, reading, found, codes)
-            else:
-                pending.append(digits)
-        settle()
-
+        _read_run(match, flat, reading, found, codes)
     for sbd in found:
         if province_code(sbd) not in codes:
             _add(reading.unknown_code, sbd)
@@ -331,6 +279,56 @@ def read(text: str, codes: Mapping[str, str] | None = None,
     reading.padded = {sbd: typed for sbd, typed in reading.padded.items() if sbd in reading.sbds}
     _read_words(text, reading)
     return reading
+
+
+def _mask_known(text: str, flat: str, reading: Reading) -> str:
+    """Step 1: note and mask dates, classes, O-for-0 numbers and letter-glued digits."""
+    for match in _COUNTRY.finditer(flat):  # "(+84)" → " +84 " so the run sees the prefix
+        inner = "+84".center(match.end() - match.start())
+        flat = flat[:match.start()] + inner + flat[match.end():]
+    for pattern in (_BIRTH_DATE, _DATE):
+        for match in pattern.finditer(flat):
+            if _valid_date(match["d"], match["m"], match["y"]):
+                reading.dates.append(flat[match.start("d"):match.end()])
+                flat = _mask(flat, match.start("d"), match.end())
+    for match in _CLASS.finditer(flat):
+        group = 1 if match.group(1) else 2
+        reading.classes.append(match.group(group).replace(" ", "").upper())
+        flat = _mask(flat, match.start(group), match.end(group))
+    for match in _WITH_O.finditer(flat):
+        for start, end in _digit_chunks(match):
+            typed = flat[start:end]
+            digits = re.sub(r"[ .-]+", "", typed).replace("o", "0")
+            if "o" in typed and len(digits) == LENGTH and sum(map(str.isdigit, typed)) >= 2:
+                reading.meant.append((_original(text, start, end), digits))
+                flat = _mask(flat, start, end)
+    for match in _GLUED.finditer(flat):
+        flat = _mask(flat, match.start(), match.end())
+    return flat
+
+
+def _read_run(match: re.Match[str], flat: str, reading: Reading, found: list[str],
+              codes: Collection[str]) -> None:
+    """Step 2 for one run of digit groups: SBDs into ``found``, the rest into ``reading``."""
+    pending: list[str] = []  # consecutive short leftover groups, read as one number
+    for kind, digits in [*_segment(_GROUP.findall(match.group()), codes), ("end", "")]:
+        if pending and (kind != "rest" or len(digits) >= LENGTH - 1):
+            _leftover("".join(pending), reading, found, codes)
+            pending.clear()
+        if kind == "sbd":
+            _add(found, digits)
+        elif kind == "phone":
+            reading.phones.append(digits)
+        elif kind == "cccd":
+            reading.cccd.append(digits)
+        elif kind == "year":
+            before = flat[max(0, match.start() - 12):match.start()]
+            if 2015 <= int(digits) and not _BIRTH_YEAR.search(before):
+                _add(reading.years, int(digits))
+        elif kind == "rest" and len(digits) >= LENGTH - 1:  # a whole number on its own
+            _leftover(digits, reading, found, codes)
+        elif kind == "rest":
+            pending.append(digits)
 
 
 def _leftover(digits: str, reading: Reading, found: list[str], codes: Collection[str]) -> None:
@@ -385,7 +383,6 @@ def _read_words(text: str, reading: Reading) -> None:
             _add(reading.combinations, code.upper())
     bare = _ZALO_ICON.sub(" ", flatten(text))
     reading.ack = all(t in _ACK or t.startswith("okk") for t in re.findall(r"[a-z0-9]+", bare))
-    reading.greeting = bool(_GREETING.search(said))
     tokens = said.split()
     english = sum(t in _ENGLISH for t in tokens)
     vietnamese = sum(t in _VIETNAMESE for t in tokens)
