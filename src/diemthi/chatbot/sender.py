@@ -45,7 +45,11 @@ MAX_BACKOFF = 60.0
 
 
 class Pace:
-    """Start times spaced 1/rate apart: N sends take (N - 1) / rate seconds."""
+    """Start times on a schedule 1/rate apart: N sends take (N - 1) / rate seconds. A
+    start that wakes late does not move the schedule (the next ones catch up), unless
+    the sender was idle or stalled for more than ``SLACK`` seconds."""
+
+    SLACK = 1.0
 
     def __init__(self, rate: float):
         self.interval = 1.0 / rate
@@ -53,9 +57,9 @@ class Pace:
 
     async def take(self) -> None:
         now = time.monotonic()
-        if self.next <= now:
+        if self.next < now - self.SLACK:
             self.next = now
-        else:
+        elif self.next > now:
             await asyncio.sleep(self.next - now)
         self.next += self.interval
 
