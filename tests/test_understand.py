@@ -377,6 +377,19 @@ def test_answers_defaults_and_override(tmp_path):
         answers.load(tmp_path / "missing.toml")
 
 
+def test_serve_refuses_a_bad_answers_file(tmp_path, data_dir, monkeypatch):
+    from click.testing import CliRunner
+
+    from diemthi.cli import cli
+
+    bad = write(tmp_path / "answers.toml", 'diem_chuann = "typo"\n')
+    for name, value in {"APP_ID": "1", "OA_SECRET_KEY": "k"}.items():
+        monkeypatch.setenv(f"DIEMTHI_ZALO_{name}", value)
+    monkeypatch.setenv("DIEMTHI_CHATBOT_ANSWERS", str(bad))
+    result = CliRunner().invoke(cli, ["serve", "--data-dir", str(data_dir)])
+    assert result.exit_code == 2 and "diem_chuann" in result.output
+
+
 def test_settings_from_environment(tmp_path):
     s = load(environ={"DIEMTHI_CHATBOT_ANSWERS": str(tmp_path / "a.toml"),
                       "DIEMTHI_CHATBOT_OTHER_PROVINCES_URL": OTHER_URL,

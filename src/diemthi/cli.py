@@ -196,6 +196,13 @@ def serve(data_dir: Path | None, host: str | None, port: int | None, workers: in
     flags = {"data_dir": data_dir, "host": host, "port": port, "workers": workers,
              "release_at": release_at, "access_log": access_log}
     settings = _settings(**flags)
+    if settings.zalo_enabled:  # a bad answers file stops the start here, with its reason
+        from .chatbot import answers
+
+        try:
+            answers.load(settings.chatbot_answers)
+        except answers.AnswersError as exc:
+            raise click.UsageError(str(exc)) from exc
     common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                   access_log=settings.access_log, proxy_headers=False,
                   timeout_graceful_shutdown=10, log_level="info")
