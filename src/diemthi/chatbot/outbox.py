@@ -260,6 +260,16 @@ class Store:
                               (msg_id,)).fetchone() if msg_id else None
         return row[0] if row else 0
 
+    def facts(self, user_id: str, msg_id: str | None) -> tuple[Latest | None, int]:
+        """What the channel choice needs, in one call: the user's latest message and the
+        in-thread replies sent so far against ``msg_id``."""
+        return self.latest(user_id), self.replies(msg_id)
+
+    def waiting(self) -> int:
+        (count,) = self.db.execute("SELECT count(*) FROM outbox WHERE state = 'waiting'"
+                                   ).fetchone()
+        return count
+
     def latest(self, user_id: str) -> Latest | None:
         row = self.db.execute(
             "SELECT u.msg_id, u.at, coalesce(e.replies, 0) FROM users u "

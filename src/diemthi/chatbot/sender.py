@@ -49,7 +49,7 @@ class Pace:
     start that wakes late does not move the schedule (the next ones catch up), unless
     the sender was idle or stalled for more than ``SLACK`` seconds."""
 
-    SLACK = 1.0
+    SLACK = 0.25
 
     def __init__(self, rate: float):
         self.interval = 1.0 / rate
@@ -81,8 +81,11 @@ class Sender:
                                settings.zalo_transaction)
         self.pace = Pace(settings.zalo_send_rate)
         self.batch = max(1, min(settings.zalo_concurrency, int(settings.zalo_send_rate)))
+        self.ahead = max(COMPOSE_BATCH, int(settings.zalo_send_rate * 2))
         self.in_flight: dict[int, asyncio.Task] = {}
         self.threads: dict[str, int] = {}  # in-thread sends under way per msg_id
+        self.outcomes: list[tuple[Outcome, asyncio.Future]] = []
+        self.writing = False
         self.wake = asyncio.Event()
         self.holding = False
         self.stopping = False
@@ -144,6 +147,10 @@ class Sender:
     # -- events → outbox -------------------------------------------------------------
 
     async def compose(self) -> bool:
+        """Compose the next events, but only a few seconds of sends ahead: work beyond
+        that would only compete with the webhook for the CPU."""
+        if await self.db.run(self.db.store.waiting) >= self.ahead:
+            return False
         events = await self.db.run(self.db.store.uncomposed, COMPOSE_BATCH)
         if not events:
             return False
@@ -188,7 +195,7 @@ class Sender:
         thread = None
         try:
             outcome, thread = await self._attempt(message)
-            await self.db.run(self.db.store.record, [outcome], time.time())
+            await self._record(outcome)
         except Exception:  # noqa: BLE001 - the row stays waiting and is tried again
             log.exception("sending outbox message %d failed", message.id)
         finally:
@@ -198,13 +205,39 @@ class Sender:
                     del self.threads[thread]
             self.in_flight.pop(message.id, None)
 
+    async def _record(self, outcome: Outcome) -> None:
+        """Outcomes that end together are written in one transaction."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.outcomes.append((outcome, future))
+        if not self.writing:
+            self.writing = True
+            loop.create_task(self._write_outcomes())
+        await future
+
+    async def _write_outcomes(self) -> None:
+        try:
+            await asyncio.sleep(0)
+            while self.outcomes:
+                batch, self.outcomes = self.outcomes, []
+                try:
+                    await self.db.run(self.db.store.record, [o for o, _ in batch], time.time())
+                except Exception as exc:  # noqa: BLE001 - every sender must hear of it
+                    for _, future in batch:
+                        future.set_exception(exc)
+                    continue
+                for _, future in batch:
+                    future.set_result(None)
+        finally:
+            self.writing = False
+
     async def _attempt(self, message: Message) -> tuple[Outcome, str | None]:
         now = time.time()
         if now - message.created >= self.settings.zalo_reply_window:
             return Outcome(message.id, "given_up", reason="expired"), None
         # counts as of now (the row was read before other sends to its thread ended)
-        latest = await self.db.run(self.db.store.latest, message.user_id)
-        used = await self.db.run(self.db.store.replies, message.reply_to)
+        latest, used = await self.db.run(self.db.store.facts, message.user_id,
+                                         message.reply_to)
         message = replace(message, replies_used=used)
         route = choose(message, latest, now, self.windows, self.threads)
         if route is None:
