@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import messages
+from .cors import ReadOnlyCORS
 from .lookup import Lookup
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import spec
@@ -30,6 +31,7 @@ from .ratelimit import ClientAddress, NetworkAllow, RateLimiter
 from .responses import JSON, error_body, error_response
 from .sbd import is_sbd
 from .settings import Settings
+from .stats import StatsEndpoint
 
 SWITCH_INTERVAL = 0.001  # seconds; see lifespan
 
@@ -164,6 +166,9 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/v1/scores/{sbd}", ScoresEndpoint(settings, lookup), methods=["GET", "HEAD"]),
+        Route("/v1/stats/{year}", stats := StatsEndpoint(settings, lookup),
+              methods=["GET", "HEAD"]),
+        Route("/v1/stats/{year}/{scope}", stats, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -175,8 +180,10 @@ def create_app(settings: Settings) -> Starlette:
 
         chatbot = Chatbot(settings, lookup, metrics)
         routes.append(Route("/zalo/webhook", chatbot.endpoint, methods=["POST"]))
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    if settings.cors_origins:
+        middleware.append(Middleware(ReadOnlyCORS, origins=settings.cors_origins))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.state.settings = settings
     app.state.lookup = lookup

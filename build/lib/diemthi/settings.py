@@ -39,6 +39,19 @@ def parse_release_at(text: str | None) -> datetime | None:
     return moment
 
 
+def _origins(text: str) -> tuple[str, ...]:
+    """``https://h5.zdn.vn,zbrowser://h5.zdn.vn``: scheme://host[:port], no path, no slash."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        scheme, sep, rest = part.partition("://")
+        if not sep or not scheme or not rest or "/" in rest or part != part.lower():
+            raise ValueError(f"not an origin (scheme://host[:port], lower case): {part!r}")
+        out.append(part)
+    return tuple(out)
+
+
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False)
                  for part in text.split(",") if part.strip())
@@ -61,6 +74,9 @@ class Settings:
     rate_burst: int = 20
     trusted_proxies: tuple = ()  # networks whose X-Forwarded-For we believe
     access_log: bool = False
+    # CORS for the read-only routes (/v1/scores, /v1/stats); off unless origins are listed,
+    # e.g. the origins Zalo serves Mini Apps from: https://h5.zdn.vn,zbrowser://h5.zdn.vn
+    cors_origins: tuple = ()
     # Zalo OA chatbot; off unless app id and OA secret key are set
     zalo_app_id: str = ""
     zalo_oa_secret_key: str = ""
@@ -91,6 +107,7 @@ _CASTS = {
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
     "trusted_proxies": _networks, "metrics_allow": _networks, "access_log": _bool, "zalo_queue_size": int,
     "zalo_concurrency": int, "zalo_timeout": float, "zalo_retries": int,
+    "cors_origins": _origins,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from ..messages import NOT_READY, when
@@ -21,8 +22,46 @@ def number(value: float) -> str:
     return text.replace(".", ",")
 
 
+def count(n: int) -> str:
+    """1204 -> '1.204' (Vietnamese thousands separator)."""
+    return f"{n:,}".replace(",", ".")
+
+
+def top_percent(rank: dict) -> str:
+    """'top 4,5%': the share of candidates at the candidate's place or above, rounded up
+    to a tenth so that nobody reads 'top 0%'."""
+    share = math.ceil((rank["higher"] + 1) * 1000 / rank["of"]) / 10
+    return f"top {number(share)}%"
+
+
+RANKED_COMBINATIONS = 3  # lines in the found-reply, best share above first
+
+
+def rank_lines(doc: dict) -> list[str]:
+    """Up to three lines for the best combinations (province rank, top X% cả nước), and
+    one for the subjects ranked in the national distribution, if any."""
+    ranks = doc.get("ranks") or {}
+    combos = doc.get("combinations") or {}
+    best = sorted((code for code in combos if code in ranks),
+                  key=lambda c: ranks[c]["nation"]["higher"] / ranks[c]["nation"]["of"])
+    lines = []
+    for code in best[:RANKED_COMBINATIONS]:
+        nation, province = ranks[code]["nation"], ranks[code]["province"]
+        line = (f"{code} {number(combos[code])}: hạng {count(province['higher'] + 1)}/"
+                f"{count(province['of'])} trong tỉnh")
+        if nation.get("source") == "national" or nation["of"] > province["of"]:
+            line += f", {top_percent(nation)} cả nước"
+        lines.append(line)
+    national = [f"{SUBJECTS[key].name if key in SUBJECTS else key} {top_percent(r['nation'])}"
+                for key, r in ranks.items()
+                if key in doc["scores"] and r["nation"].get("source") == "national"]
+    if national:
+        lines.append("So với cả nước: " + ", ".join(national))
+    return lines
+
+
 def found(doc: dict) -> str:
-    """A candidate's scores, foreign language and combination totals."""
+    """A candidate's scores, foreign language, combination totals and where they stand."""
     lines = [f"SBD {doc['sbd']} – {doc['province']['name']} – năm {doc['year']}"]
     language = doc.get("foreign_language")
     for key, value in doc["scores"].items():
@@ -36,6 +75,7 @@ def found(doc: dict) -> str:
     if combos:
         lines.append("Tổ hợp: " + ", ".join(f"{code} {number(total)}"
                                             for code, total in combos.items()))
+    lines += rank_lines(doc)
     return "\n".join(lines)
 
 
