@@ -726,13 +726,17 @@ def _manifest(result: ImportResult, snapshot_id: str, created: datetime,
         "rows": result.imported,
         "bad_rows": result.bad_rows,
         "max_errors": max_errors,
-        "files": [{"name": f.name, "sha256": f.sha256, "dialect": f.dialect, "rows": f.rows,
-                   "imported": f.imported, "bad_rows": f.bad_rows, "ignored": f.ignored,
-                   "sheets": [vars(s) for s in f.sheets],
-                   "skipped": [{"name": n, "reason": why} for n, why in f.skipped]}
-                  for f in result.files],
+        "files": _manifest_files(result.files),
         "provinces": result.provinces,
         "subjects": {k: vars(s) for k, s in result.subjects.items()},
         # what serving needs, kept with the data: not the installed package's table
         "province_names": provinces(result.year),
     }
+
+
+def _manifest_files(files: list[FileSummary]) -> list[dict]:
+    return [{"name": f.name, "sha256": f.sha256, "dialect": f.dialect, "rows": f.rows,
+             "imported": f.imported, "bad_rows": f.bad_rows, "ignored": f.ignored,
+             "sheets": [vars(s) for s in f.sheets],
+             "skipped": [{"name": n, "reason": why} for n, why in f.skipped]}
+            for f in files]

@@ -68,7 +68,7 @@ class SnapshotWriter:
         self.partial.unlink(missing_ok=True)
         self.db: sqlite3.Connection | None = None
         try:  # Ctrl-C between creating the file and the first statement leaves nothing
-            self.db = sqlite3.connect(self.partial, isolation_level=None)
+            self.db = sqlite3.connect(self.partial, isolation_level=None, uri=True)
             # The file is private until renamed: no sync is needed to stay consistent. The
             # in-memory journal costs next to nothing on a growing file and lets a
             # duplicate key abort its INSERT cleanly.
@@ -103,6 +103,20 @@ class SnapshotWriter:
                     except sqlite3.IntegrityError:
                         rejected.append(k)
         return rejected
+
+    def copy_from(self, base: Path) -> None:
+        """Start from every candidate of another snapshot (a change file's base)."""
+        assert self.db is not None
+        self.db.execute("COMMIT")
+        self.db.execute("ATTACH DATABASE ? AS base", (readonly_uri(base),))
+        self.db.execute("BEGIN")
+        self.db.execute("INSERT INTO candidates SELECT sbd, body FROM base.candidates")
+
+    def replace(self, sbds: Sequence[int], bodies: Sequence[bytes]) -> None:
+        """Put these candidates in, over the ones with the same SBD."""
+        assert self.db is not None
+        self.db.executemany("INSERT OR REPLACE INTO candidates VALUES (?, ?)",
+                            zip(sbds, bodies))
 
     @staticmethod
     @lru_cache(maxsize=8)
