@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 import-sample: setup
-	$(BIN)/diemthi import --data-dir $(DATA) --year 2026 --activate data/sample/*.csv
+	$(BIN)/diemthi import --data-dir $(DATA) --year 2026 --activate --skip-unchanged data/sample/*.csv
 
 run: import-sample
 	$(BIN)/diemthi serve --data-dir $(DATA) --host $(HOST) --port $(PORT)

@@ -83,7 +83,7 @@ def parse_score(raw: str) -> int | None | str:
         return "điểm phải từ 0 đến 10"  # "-0" too: a sign is a typo, not a score
     if frac.rstrip("0")[2:]:
         return "điểm có quá hai chữ số thập phân"
-    hundredths = int(whole) * 100 + int((frac + "00")[:2])
+    hundredths = int(whole.lstrip("0") or "0") * 100 + int((frac + "00")[:2])
     if hundredths > MAX_SCORE:
         return "điểm phải từ 0 đến 10"
     return hundredths
