@@ -440,7 +440,6 @@ _ITEM = re.compile(
     rb"(?:<" + _NS + rb"v>([^<]*)</" + _NS + rb"v>)?"  # 6: the value
     rb"(.*?)</" + _NS + rb"c>)",  # 7: the rest (inline strings)
     re.S)
-_VALUE = re.compile(b"<" + _NS + rb"v>([^<]*)</" + _NS + rb"v>")
 _TEXT = re.compile(b"<" + _NS + rb"t(?:\s[^>]*)?>([^<]*)</" + _NS + rb"t>")
 _SI = re.compile(b"<" + _NS + rb"si>(.*?)</" + _NS + rb"si>|<" + _NS + rb"si/>", re.S)
 _ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")

@@ -464,13 +464,6 @@ class Report:
         return self.path
 
 
-def write_report(path: Path, errors: list[RowError]) -> Path:
-    """Every bad row, one line per bad cell, as a CSV staff can open in Excel."""
-    report = Report(path)
-    report.add(errors)
-    return report.close()
-
-
 ProgressFactory = Callable[[Table], object]  # returns a thing with update(n) and close()
 
 
