@@ -512,21 +512,25 @@ def _xlsx_rows(chunk: XlsxChunk, strings: SharedStrings) -> tuple[list[int], lis
     """Row numbers and cells of a chunk of sheet XML; empty rows and title rows dropped."""
     lines: list[int] = []
     rows: list[list[str]] = []
-    cells: list[str] = []
+    width, sbd_column, after = chunk.width, chunk.sbd_column, chunk.after_row
+    blank = [""] * width  # rows are padded to the header (XLSX leaves empty cells out)
+    cells: list[str] = blank.copy()
+    filled = False
     row, col = chunk.next_row - 1, -1
-    memo, width, sbd_column = _NUMBER_MEMO, chunk.width, chunk.sbd_column
-    columns = _COLUMN_MEMO
+    numbers, columns = _NUMBER_BYTES_MEMO, _COLUMN_MEMO
     for is_row, row_no, letters, cell_row, kind, value, rest in _ITEM.findall(chunk.data):
         if is_row:
-            if cells and row > chunk.after_row:
-                if len(cells) < width:
-                    cells += [""] * (width - len(cells))
+            if filled and row > after:
                 lines.append(row)
                 rows.append(cells)
+                cells = blank.copy()
+            elif filled:
+                cells = blank.copy()
+            filled = False
             row = int(row_no) if row_no else row + 1
             if row > MAX_ROWS:
                 raise DialectError(f"{chunk.sheet}!{row}: quá {MAX_ROWS} dòng của Excel")
-            cells, col = [], -1
+            col = -1
             continue
         if letters:
             col = columns.get(letters)
@@ -536,7 +540,15 @@ def _xlsx_rows(chunk: XlsxChunk, strings: SharedStrings) -> tuple[list[int], lis
             col += 1
         if not value and not rest:
             continue
-        if kind == b"s":
+        if not kind or kind == b"n":
+            text = numbers.get(value)
+            if text is None:
+                text = _number(value.decode("latin-1"), _NUMBER_MEMO)
+                if len(numbers) < 100_000:
+                    numbers[value] = text
+            if col == sbd_column and len(text) < 8 and text.isdigit():
+                text = text.zfill(8)  # a number: the leading zero was lost
+        elif kind == b"s":
             try:
                 text = strings[int(value)]
             except (ValueError, IndexError):
@@ -544,28 +556,26 @@ def _xlsx_rows(chunk: XlsxChunk, strings: SharedStrings) -> tuple[list[int], lis
                                    f"không có ({shown(value.decode('latin-1'))})") from None
         elif kind == b"inlineStr":
             text = _clean(b"".join(_TEXT.findall(rest)))
-        elif kind in (b"str", b"e", b"b", b"d"):
+        else:  # str (a formula's text), e (error), b (boolean), d (ISO date)
             text = _clean(value)
-        else:
-            text = _number(value.decode("latin-1"), memo)
-            if col == sbd_column and len(text) < 8 and text.isdigit():
-                text = text.zfill(8)  # a number: the leading zero was lost
         if not text:
             continue
-        if col >= MAX_COLUMNS:
-            raise DialectError(f"{chunk.sheet}!{_column_letters(col)}{row}: có dữ liệu ngoài "
-                               f"vùng đọc (quá {MAX_COLUMNS} cột); hãy xóa ô đó rồi lưu lại")
-        if col >= len(cells):
-            cells += [""] * (col + 1 - len(cells))
+        if col >= width:
+            if col >= MAX_COLUMNS:
+                raise DialectError(f"{chunk.sheet}!{_column_letters(col)}{row}: có dữ liệu "
+                                   f"ngoài vùng đọc (quá {MAX_COLUMNS} cột); hãy xóa ô đó "
+                                   "rồi lưu lại")
+            if col >= len(cells):
+                cells += [""] * (col + 1 - len(cells))
         cells[col] = text
-    if cells and row > chunk.after_row:
-        if len(cells) < width:
-            cells += [""] * (width - len(cells))
+        filled = True
+    if filled and row > after:
         lines.append(row)
         rows.append(cells)
     return lines, rows
 
 
+_NUMBER_BYTES_MEMO: dict[bytes, str] = {}
 _COLUMN_MEMO: dict[bytes, int] = {}
 
 
