@@ -18,10 +18,11 @@ from typing import Iterable
 import orjson
 
 from . import history, store
-from .dialects import OLD_SUFFIX, SBD, DialectError, Table, open_table, parse_maps
+from .dialects import OLD_SUFFIX, SBD, DialectError, Table
 from .importer import (FileSummary, ImportRefused, ImportResult, Plan, Report, RowError,
-                       _Converter, _manifest_files, _sha256, file_records, new_snapshot_id,
-                       parse_score)
+                       _Converter, _manifest_files, file_records, finish, new_snapshot_id,
+                       open_tables,
+                       parse_score, record, summarise)
 from .reference import SUBJECTS, provinces
 from .sbd import is_sbd
 from .statuses import NAMES_VI, status_of
@@ -105,12 +106,7 @@ def import_changes(data_dir: Path, year: int, base_id: str, files: list[Path], *
         history.append(data_dir, "refused", year=year, base=base_id,
                        files=file_records(files), by=by, reason=reason, error=str(exc))
         raise
-    history.append(data_dir, "import", year=year, snapshot=result.snapshot_id, base=base_id,
-                   files=file_records(result.files), rows=rows, changed=changed,
-                   bad_rows=result.bad_rows, by=by, reason=reason)
-    if result.activated:
-        history.append(data_dir, "activate", year=year, snapshot=result.snapshot_id, by=by,
-                       reason=reason)
+    record(data_dir, result, by, reason, rows=rows, base=base_id, changed=changed)
     return result
 
 
@@ -122,16 +118,9 @@ def _build(data_dir: Path, year: int, base_id: str, files: list[Path], *, activa
         raise ImportRefused(str(exc)) from exc
     if base.year != year:
         raise ImportRefused(f"bản chụp gốc {base_id} là của năm {base.year}, không phải {year}")
-    if not files:
-        raise ImportRefused("chưa chỉ ra tệp sửa điểm nào")
-    try:
-        folded = parse_maps(list(maps))
-        tables = [open_table(Path(f), folded) for f in files]
-    except DialectError as exc:
-        raise ImportRefused(str(exc)) from exc
+    tables = open_tables(files, maps)
     created = datetime.now(timezone.utc)
-    summaries = [FileSummary(t.path.name, _sha256(t.path), t.describe, ignored=t.ignored,
-                             skipped=list(t.skipped)) for t in tables]
+    summaries = summarise(tables)
     snapshot_id = new_snapshot_id(year, created, [s.sha256 for s in summaries])
     report = Report(data_dir / "reports" / f"import-{snapshot_id}.csv")
     changed: dict[int, Candidate] = {}
@@ -158,21 +147,16 @@ def _build(data_dir: Path, year: int, base_id: str, files: list[Path], *, activa
     try:
         writer.copy_from(base.path)
         writer.replace(list(changed), [c.body(converter) for c in changed.values()])
-        manifest = dict(base.manifest)
-        manifest.update({
-            "id": snapshot_id, "created_at": created.isoformat(timespec="milliseconds"),
-            "base": base_id, "changed": len(changed),
-            "changes": _manifest_files(summaries),
-            "province_names": base.manifest.get("province_names") or provinces(year),
-        })
-        result.snapshot_path = writer.finish(manifest)
     except BaseException:
         writer.abort()
         raise
-    result.snapshot_id = snapshot_id
-    if activate:
-        store.activate(data_dir, snapshot_id)
-        result.activated = True
+    manifest = dict(base.manifest)
+    manifest.update({
+        "id": snapshot_id, "created_at": created.isoformat(timespec="milliseconds"),
+        "base": base_id, "changed": len(changed), "changes": _manifest_files(summaries),
+        "province_names": base.manifest.get("province_names") or provinces(year),
+    })
+    finish(data_dir, writer, manifest, result, activate)
     return result, len(changed), int(base.manifest.get("rows", 0))
 
 

@@ -505,11 +505,28 @@ def file_records(files: Iterable[Path | FileSummary]) -> list[dict]:
     return out
 
 
+def open_tables(files: list[Path], maps: Iterable[str]) -> list[Table]:
+    """Recognise every file first: one unreadable file refuses the whole import."""
+    if not files:
+        raise ImportRefused("chưa chỉ ra tệp điểm nào")
+    try:
+        folded_maps = parse_maps(list(maps))
+        return [open_table(Path(f), folded_maps) for f in files]
+    except DialectError as exc:
+        raise ImportRefused(str(exc)) from exc
+
+
+def summarise(tables: list[Table]) -> list[FileSummary]:
+    return [FileSummary(t.path.name, _sha256(t.path), t.describe, ignored=t.ignored,
+                        skipped=list(t.skipped)) for t in tables]
+
+
 def record(data_dir: Path, result: ImportResult, by: str | None, reason: str | None,
-           **extra: object) -> None:
+           rows: int | None = None, **extra: object) -> None:
     """The history lines of a built snapshot: its import, and its activation if any."""
     history.append(data_dir, "import", year=result.year, snapshot=result.snapshot_id,
-                   files=file_records(result.files), rows=result.imported,
+                   files=file_records(result.files),
+                   rows=result.imported if rows is None else rows,
                    bad_rows=result.bad_rows, by=by, reason=reason, **extra)
     if result.activated:
         history.append(data_dir, "activate", year=result.year, snapshot=result.snapshot_id,
@@ -521,13 +538,7 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
             skip_unchanged: bool) -> ImportResult:
     if not 2000 <= year <= 2100:
         raise ImportRefused(f"năm thi '{year}' không hợp lệ")
-    if not files:
-        raise ImportRefused("chưa chỉ ra tệp điểm nào")
-    try:
-        folded_maps = parse_maps(list(maps))
-        tables = [open_table(Path(f), folded_maps) for f in files]
-    except DialectError as exc:
-        raise ImportRefused(str(exc)) from exc
+    tables = open_tables(files, maps)
     names = [t.path.name for t in tables]
     if len(set(names)) != len(names):
         raise ImportRefused("hai tệp trùng tên: " + ", ".join(sorted(names)))
@@ -539,9 +550,8 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
                                 "điểm; tệp sửa điểm nhập bằng --base SNAPSHOT")
 
     created = datetime.now(timezone.utc)
-    digests = [_sha256(t.path) for t in tables]
-    summaries = [FileSummary(t.path.name, d, t.describe, ignored=t.ignored,
-                             skipped=list(t.skipped)) for t, d in zip(tables, digests)]
+    summaries = summarise(tables)
+    digests = [s.sha256 for s in summaries]
     if skip_unchanged:
         same = _same_as_active(data_dir, year, summaries, max_errors)
         if same is not None:
@@ -608,14 +618,21 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
         why = (f"{bad_rows} dòng lỗi (cho phép tối đa {max_errors})" if bad_rows > max_errors
                else "không có dòng điểm nào")
         raise ImportRefused(f"không nhập: {why}; không tạo bản chụp nào", result)
+    return finish(data_dir, writer, _manifest(result, snapshot_id, created, max_errors),
+                  result, activate)
+
+
+def finish(data_dir: Path, writer: store.SnapshotWriter, manifest: dict,
+           result: ImportResult, activate: bool) -> ImportResult:
+    """Put the snapshot in place (whole or not at all), and serve it if asked."""
     try:
-        result.snapshot_path = writer.finish(_manifest(result, snapshot_id, created, max_errors))
+        result.snapshot_path = writer.finish(manifest)
     except BaseException:
         writer.abort()
         raise
-    result.snapshot_id = snapshot_id
+    result.snapshot_id = writer.id
     if activate:
-        store.activate(data_dir, snapshot_id)
+        store.activate(data_dir, writer.id)
         result.activated = True
     return result
 
