@@ -258,3 +258,22 @@ def test_a_cp1258_line_among_utf8_lines_is_named(tmp_path: Path):
                      + b"01000003,7,x\n")
     with pytest.raises(DialectError, match=r"mixed.csv: dòng 3: bảng mã khác với dòng 1"):
         open_table(path)
+
+
+def test_plain_cells_reader_agrees_with_the_general_one(tmp_path: Path):
+    from diemthi.dialects import _BOOKS, _xlsx_rows, _xlsx_rows_plain
+
+    rows = [["Danh sách"], ["SBD", "Toán", "Văn", "Ngoại ngữ", "Mã NN"]]
+    rows += [[f"0100{i:04d}" if i % 3 else 1000000 + i, i % 11, None, 0.1 + 0.2 if i % 2
+              else "Miễn", "N1" if i % 5 else None] for i in range(1, 500)]
+    table = open_table(write_book(tmp_path / "f.xlsx", {"S": rows}))
+    for chunk in table.chunks():
+        plain = _xlsx_rows_plain(chunk, _BOOKS[chunk.book])
+        assert plain is not None and plain == _xlsx_rows(chunk, _BOOKS[chunk.book])
+        assert plain[1][2] == ["01000003", "3", "", "0.3", "N1"]
+    formula = _zip_with_sheet(tmp_path / "f2.xlsx", HEAD_XML.replace(
+        b'<c r="B2"><v>5</v></c>', b'<c r="B2"><f>2+3</f><v>5</v></c>')
+        + b"</sheetData></worksheet>")
+    chunk = next(open_table(formula).chunks())
+    assert _xlsx_rows_plain(chunk, _BOOKS[chunk.book]) is None  # the general reader takes it
+    assert chunk.table() == ([2], [["01000001", "5"]])

@@ -178,7 +178,9 @@ class XlsxChunk:
     next_row: int  # the row number of the first <row> without an r attribute
 
     def table(self) -> tuple[Sequence[int], list[list[str]]]:
-        return _xlsx_rows(self, _BOOKS[self.book])
+        strings = _BOOKS[self.book]
+        plain = _xlsx_rows_plain(self, strings)
+        return plain if plain is not None else _xlsx_rows(self, strings)
 
 
 Chunk = Union[CsvChunk, RowsChunk, XlsxChunk]
@@ -576,6 +578,72 @@ def _xlsx_rows(chunk: XlsxChunk, strings: SharedStrings) -> tuple[list[int], lis
 
 
 _NUMBER_BYTES_MEMO: dict[bytes, str] = {}
+
+# What Excel, LibreOffice and openpyxl write for plain cells: no prefix, r first, a value
+# or an inline string, nothing else. Fewer groups and no look-arounds: about twice as fast
+# as _ITEM with its Python loop; a chunk with any other cell is read by _xlsx_rows.
+_PLAIN = re.compile(
+    rb'<row r="(\d+)"[^>]*>'
+    rb'|<c r="([A-Z]+)\d+"(?: s="\d+")?(?: t="(\w+)")?(?: s="\d+")?'
+    rb'(?:/>|><v>([^<]*)</v></c>|><is><t>([^<]*)</t></is></c>)')
+
+
+def _xlsx_rows_plain(chunk: XlsxChunk, strings: SharedStrings
+                     ) -> tuple[list[int], list[list[str]]] | None:
+    """:func:`_xlsx_rows` for chunks of plain cells only; None for any other chunk."""
+    data = chunk.data
+    if b"<row>" in data or b"<c>" in data:
+        return None
+    items = _PLAIN.findall(data)
+    if len(items) != data.count(b"<row ") + data.count(b"<c "):
+        return None  # a formula, a rich or prefixed cell: the general reader
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    width, sbd_column, after = chunk.width, chunk.sbd_column, chunk.after_row
+    blank = [""] * width
+    cells, filled, row = blank.copy(), False, 0
+    numbers, columns = _NUMBER_BYTES_MEMO, _COLUMN_MEMO
+    for row_no, letters, kind, value, inline in items:
+        if row_no:
+            if filled:
+                if row > after:
+                    lines.append(row)
+                    rows.append(cells)
+                cells, filled = blank.copy(), False
+            row = int(row_no)
+            continue
+        col = columns.get(letters)
+        if col is None:
+            col = columns[letters] = _column_index(letters)
+        if not kind or kind == b"n":
+            if not value:
+                continue
+            text = numbers.get(value)
+            if text is None:
+                text = _number(value.decode("latin-1"), _NUMBER_MEMO)
+                if len(numbers) < 100_000:
+                    numbers[value] = text
+            if col == sbd_column and len(text) < 8 and text.isdigit():
+                text = text.zfill(8)  # a number: the leading zero was lost
+        elif kind == b"s":
+            try:
+                text = strings[int(value)]
+            except (ValueError, IndexError):
+                return None
+        elif kind == b"inlineStr":
+            text = _clean(inline)
+        else:
+            text = _clean(value)
+        if not text:
+            continue
+        if col >= width or row > MAX_ROWS:
+            return None  # the general reader pads, or names the cell it refuses
+        cells[col] = text
+        filled = True
+    if filled and row > after:
+        lines.append(row)
+        rows.append(cells)
+    return lines, rows
 _COLUMN_MEMO: dict[bytes, int] = {}
 
 
@@ -627,7 +695,8 @@ def _sheet_chunks(path: Path, member: str, book: str, sheet: str, after_row: int
     next_row = 1
     for data in _inflate(path, member, _last_row_start, sheet):
         yield XlsxChunk(data, book, sheet, after_row, sbd_column, width, next_row)
-        next_row += len(_ROW_START.findall(data))
+        next_row += data.count(b"<row ") + data.count(b"<row>") + (
+            len(_ROW_START.findall(data)) if b":row" in data else 0)
 
 
 def _head_rows(path: Path, member: str, book: str, sheet: str, sbd_column: int
