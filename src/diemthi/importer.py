@@ -561,7 +561,7 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
     snapshot_id = new_snapshot_id(year, created, digests)
     store.clean_partials(data_dir)
     report = Report(data_dir / "reports" / f"import-{snapshot_id}.csv")
-    totals = _Totals(report)
+    totals = _Totals(report, max_errors)
     total = sum(t.size for t in tables)
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 4)
     pool: Executor = _Inline()
@@ -654,8 +654,10 @@ def _same_as_active(data_dir: Path, year: int, summaries: list[FileSummary],
 class _Totals:
     """What the parent adds up from the converted chunks, in file order."""
 
-    def __init__(self, report: Report):
+    def __init__(self, report: Report, max_errors: int):
         self.report = report
+        self.max_errors = max_errors
+        self.bad_rows = 0
         self.provinces: Counter = Counter()
         self.histograms: dict[str, list[int]] = {}
         # SBDs of bad rows: a later good row with one is a duplicate all the same
@@ -683,8 +685,10 @@ class _Totals:
               order: int) -> list[RowError]:
         """Insert a chunk; a row whose SBD came before (good or bad) is an error, dropped."""
         seen = self.bad_seen
-        for n, line in zip(r.bad_sbds, r.bad_lines):
-            seen.setdefault(n, order | line)
+        self.bad_rows += r.bad_rows
+        if self.bad_rows <= self.max_errors:  # past it nothing is built: memory stays flat
+            for n, line in zip(r.bad_sbds, r.bad_lines):
+                seen.setdefault(n, order | line)
         if not r.sbds:
             return []
         bodies = r.bodies.split(b"\n")  # type: ignore[union-attr]
