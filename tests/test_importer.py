@@ -426,3 +426,13 @@ def test_skip_unchanged_does_not_pile_up_snapshots(data_dir, tmp_path):
     f.write_text("sbd,toan\n01000001,6\n")
     assert not import_files(data_dir, 2026, [f], activate=True, skip_unchanged=True).unchanged
     assert len(store.list_snapshots(data_dir)) == 2
+
+
+def test_snapshots_and_reports_are_private(data_dir, tmp_path):
+    import stat
+
+    result = import_files(data_dir, 2026, [write(tmp_path / "a.csv", "sbd,toan\n01000001,5\n")])
+    for path in (result.snapshot_path, result.report_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for folder in (store.snapshots_dir(data_dir), data_dir / "reports"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700

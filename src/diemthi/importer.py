@@ -440,8 +440,9 @@ class Report:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(path, "w", encoding="utf-8-sig", newline="")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # staff only
+        self.fh = open(fd, "w", encoding="utf-8-sig", newline="")
         self.writer = csv.writer(self.fh)
         self.writer.writerow(self.HEADER)
         self.sample: list[RowError] = []

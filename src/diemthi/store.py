@@ -61,13 +61,14 @@ class SnapshotWriter:
     def __init__(self, data_dir: Path, snapshot_id: str):
         self.data_dir = data_dir
         self.id = snapshot_id
-        snapshots_dir(data_dir).mkdir(parents=True, exist_ok=True)
+        snapshots_dir(data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         # the pid in the name: concurrent imports never share a file, and the next import
         # can tell a partial whose writer is gone (SIGKILL, power cut) and remove it
         self.partial = snapshots_dir(data_dir) / f".{snapshot_id}.{os.getpid()}.partial"
         self.partial.unlink(missing_ok=True)
         self.db: sqlite3.Connection | None = None
         try:  # Ctrl-C between creating the file and the first statement leaves nothing
+            os.close(os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             self.db = sqlite3.connect(self.partial, isolation_level=None, uri=True)
             # The file is private until renamed: no sync is needed to stay consistent. The
             # in-memory journal costs next to nothing on a growing file and lets a
