@@ -141,3 +141,19 @@ def test_cp1258_csv_with_status_marks(data_dir, tmp_path):
     assert doc(data_dir, "01000002")["statuses"] == {"toan": "cancelled", "ngoai_ngu": "absent"}
     report = list(csv.reader(open(result.report_path, encoding="utf-8-sig")))
     assert report[1][:2] == ["cp.csv", "4"]
+
+
+def test_the_api_serves_statuses_and_the_appeal_mark(data_dir, tmp_path, base):
+    import httpx
+
+    from diemthi.app import create_app
+    from diemthi.settings import load
+    from tests.servers import LiveServer
+
+    f = write(tmp_path / "pk.csv", "sbd,ngu_van\n01000003,6.5\n")
+    import_changes(data_dir, 2026, base, [f], activate=True)
+    with LiveServer(create_app(load({"data_dir": str(data_dir)}))) as url:
+        one = httpx.get(f"{url}/v1/scores/01000001").json()
+        three = httpx.get(f"{url}/v1/scores/01000003").json()
+    assert one["statuses"] == {"ngoai_ngu": "exempt"} and "updated_after_appeal" not in one
+    assert three["scores"]["ngu_van"] == 6.5 and three["updated_after_appeal"] is True

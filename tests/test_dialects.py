@@ -277,3 +277,21 @@ def test_plain_cells_reader_agrees_with_the_general_one(tmp_path: Path):
     chunk = next(open_table(formula).chunks())
     assert _xlsx_rows_plain(chunk, _BOOKS[chunk.book]) is None  # the general reader takes it
     assert chunk.table() == ([2], [["01000001", "5"]])
+
+
+def test_shared_strings_as_excel_writes_them(tmp_path: Path):
+    import zipfile
+
+    path = _zip_with_sheet(tmp_path / "excel.xlsx", (
+        b'<worksheet xmlns="x"><sheetData><row r="1" spans="1:3"><c r="A1" s="1" t="s"><v>0</v>'
+        b'</c><c r="B1" t="s"><v>1</v></c><c r="C1" t="s"><v>2</v></c></row>'
+        b'<row r="2"><c r="A2" s="2" t="s"><v>3</v></c><c r="B2" s="3"><v>7.75</v></c>'
+        b'<c r="C2" t="s"><v>4</v></c></row></sheetData></worksheet>'))
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("xl/sharedStrings.xml",
+                   '<sst count="5"><si><t>SBD</t></si><si><r><t>To</t></r><r><rPr/><t>án'
+                   '</t></r></si><si><t xml:space="preserve"> Ghi chú &amp; khác </t></si>'
+                   '<si><t>01000001</t></si><si><t>A&lt;B</t></si></sst>')
+    table = open_table(path)
+    assert table.headers == ["SBD", "Toán", "Ghi chú & khác"]
+    assert rows_of(table) == [("Sheet1", 2, ["01000001", "7.75", "A<B"])]
