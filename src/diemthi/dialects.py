@@ -648,6 +648,8 @@ _COLUMN_MEMO: dict[bytes, int] = {}
 
 
 def _clean(raw: bytes) -> str:
+    if raw.isascii():  # an SBD, a language code: nothing to normalise
+        return _unescape(raw.decode("ascii")).strip()
     return unicodedata.normalize("NFC", _unescape(raw.decode("utf-8", "replace"))).strip()
 
 
