@@ -76,3 +76,28 @@ def test_ctrl_c_mid_import_leaves_nothing_half_done(data_dir, tmp_path):
     assert proc.returncode != 0
     assert store.active_ids(data_dir) == before
     assert [p.name for p in partial.iterdir()] == [f"{before[2026]}.sqlite"]
+
+
+def test_activate_with_an_absurd_id_is_refused_not_a_traceback(data_dir):
+    for bad in ("x" * 10_000, "../../etc/passwd", "\x1b[2Jid", ""):
+        r = CliRunner().invoke(cli, ["activate", "--data-dir", str(data_dir), bad])
+        assert r.exit_code == 1, r.output
+        assert "Traceback" not in r.output and "\x1b" not in r.output
+        assert "không phải mã bản chụp" in r.output or "không có bản chụp" in r.output
+
+
+def test_import_output_names_sheets_and_skip_unchanged(data_dir, tmp_path):
+    from tests.test_dialects import write_book
+
+    book = write_book(tmp_path / "b.xlsx", {"Sheet1": [["SBD", "Toán"], ["01000001", 5]],
+                                            "Sheet2": [["01000002", 6]],
+                                            "Biểu đồ": [["Tổng", 2]]})
+    args = ["import", "--data-dir", str(data_dir), "--year", "2026", "--activate",
+            "--skip-unchanged", str(book)]
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert "trang Sheet1: 1 dòng, nhập 1" in r.output and "trang Sheet2: 1 dòng" in r.output
+    assert "bỏ qua trang Biểu đồ" in r.output
+    r = run(*args)
+    assert r.exit_code == 0 and "Không nhập lại" in r.output
+    assert len(store.list_snapshots(data_dir)) == 1

@@ -71,18 +71,25 @@ class SnapshotWriter:
     def __init__(self, data_dir: Path, snapshot_id: str):
         self.data_dir = data_dir
         self.id = snapshot_id
-        snapshots_dir(data_dir).mkdir(parents=True, exist_ok=True)
-        self.partial = snapshots_dir(data_dir) / f".{snapshot_id}.partial"
+        snapshots_dir(data_dir).mkdir(parents=True, exist_ok=True, mode=0o750)
+        # the pid in the name: concurrent imports never share a file, and the next import
+        # can tell a partial whose writer is gone (SIGKILL, power cut) and remove it
+        self.partial = snapshots_dir(data_dir) / f".{snapshot_id}.{os.getpid()}.partial"
         self.partial.unlink(missing_ok=True)
-        os.close(os.open(self.partial, os.O_CREAT | os.O_WRONLY, 0o640))  # not world-readable
-        self.db = sqlite3.connect(self.partial, isolation_level=None)
-        # The file is private until renamed: no sync is needed to stay consistent. The
-        # in-memory journal costs next to nothing on a growing file and lets a duplicate
-        # key abort its INSERT cleanly.
-        self.db.executescript("PRAGMA page_size=16384; PRAGMA journal_mode=MEMORY;"
-                              "PRAGMA synchronous=OFF;"
-                              "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-65536;"
-                              + SCHEMA + "BEGIN;")
+        self.db: sqlite3.Connection | None = None
+        try:  # Ctrl-C between creating the file and the first statement leaves nothing
+            os.close(os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+            self.db = sqlite3.connect(self.partial, isolation_level=None, uri=True)
+            # The file is private until renamed: no sync is needed to stay consistent. The
+            # in-memory journal costs next to nothing on a growing file and lets a
+            # duplicate key abort its INSERT cleanly.
+            self.db.executescript("PRAGMA page_size=16384; PRAGMA journal_mode=MEMORY;"
+                                  "PRAGMA synchronous=OFF;"
+                                  "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-65536;"
+                                  + SCHEMA + "BEGIN;")
+        except BaseException:
+            self.abort()
+            raise
 
     BATCH = 256  # rows per INSERT statement: a quarter fewer steps than one per row
 
@@ -93,6 +100,7 @@ class SnapshotWriter:
         a multi-row INSERT either goes in whole or (on a duplicate) not at all, and only
         then is its batch retried row by row to find the duplicate.
         """
+        assert self.db is not None
         flat = list(chain.from_iterable(zip(sbds, bodies)))
         rejected: list[int] = []
         for start in range(0, len(sbds), self.BATCH):
@@ -107,6 +115,20 @@ class SnapshotWriter:
                         rejected.append(k)
         return rejected
 
+    def copy_from(self, base: Path) -> None:
+        """Start from every candidate of another snapshot (a change file's base)."""
+        assert self.db is not None
+        self.db.execute("COMMIT")
+        self.db.execute("ATTACH DATABASE ? AS base", (readonly_uri(base),))
+        self.db.execute("BEGIN")
+        self.db.execute("INSERT INTO candidates SELECT sbd, body FROM base.candidates")
+
+    def replace(self, sbds: Sequence[int], bodies: Sequence[bytes]) -> None:
+        """Put these candidates in, over the ones with the same SBD."""
+        assert self.db is not None
+        self.db.executemany("INSERT OR REPLACE INTO candidates VALUES (?, ?)",
+                            zip(sbds, bodies))
+
     @staticmethod
     @lru_cache(maxsize=8)
     def _insert(rows: int) -> str:
@@ -117,6 +139,7 @@ class SnapshotWriter:
         """Commit, flush to disk and rename into place: the snapshot exists whole or not.
 
         ``distribution`` rows are (key, province, value in hundredths, count)."""
+        assert self.db is not None
         self.db.execute("INSERT INTO manifest VALUES (?)", (orjson.dumps(manifest).decode(),))
         self.db.executemany("INSERT INTO distribution VALUES (?,?,?,?)", distribution)
         self.db.execute("COMMIT")
@@ -124,15 +147,44 @@ class SnapshotWriter:
         with open(self.partial, "rb+") as fh:
             os.fsync(fh.fileno())
         final = snapshot_path(self.data_dir, self.id)
-        os.replace(self.partial, final)
+        try:
+            os.link(self.partial, final)  # never over another import's snapshot
+        except FileExistsError:
+            raise StoreError(f"bản chụp {self.id} đã có; không ghi đè") from None
+        self.partial.unlink()
         fsync_dir(final.parent)
         return final
 
     def abort(self) -> None:
         try:
-            self.db.close()
+            if self.db is not None:
+                self.db.close()
         finally:
             self.partial.unlink(missing_ok=True)
+
+
+def clean_partials(data_dir: Path) -> list[Path]:
+    """Remove partial snapshots whose import is no longer running; return them."""
+    removed = []
+    for path in snapshots_dir(data_dir).glob(".*.partial"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another import is writing it now
+        if pid.isdigit() and int(pid) == os.getpid():
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Tail(Protocol):
@@ -198,9 +250,17 @@ def list_snapshots(data_dir: Path) -> list[SnapshotInfo]:
     return sorted(out, key=lambda s: (s.manifest.get("created_at", ""), s.id))
 
 
+_ID_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.")
+
+
 def get_snapshot(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
+    if not snapshot_id or len(snapshot_id) > 100 or snapshot_id.startswith(".") \
+            or not _ID_CHARS.issuperset(snapshot_id):
+        shown = snapshot_id[:40] + ("…" if len(snapshot_id) > 40 else "")
+        raise StoreError(f"'{shown.encode('unicode_escape').decode()}' không phải mã bản chụp "
+                         "(xem: diemthi snapshots)")
     path = snapshot_path(data_dir, snapshot_id)
-    if "/" in snapshot_id or not path.is_file():
+    if not path.is_file():
         raise StoreError(f"không có bản chụp '{snapshot_id}' trong {snapshots_dir(data_dir)}")
     return SnapshotInfo(snapshot_id, path, read_manifest(path))
 
@@ -226,7 +286,9 @@ def activate(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
 
 
 def envelope(info: SnapshotInfo, tail: Tail | None = None) -> Envelope:
-    return Envelope(info.year, provinces(info.year), tail)
+    """The snapshot's own province table; the package's only for snapshots made before."""
+    return Envelope(info.year, info.manifest.get("province_names") or provinces(info.year),
+                    tail)
 
 
 def lookup(info: SnapshotInfo, sbd: str, tail: Tail | None = None) -> bytes | None:

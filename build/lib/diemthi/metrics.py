@@ -52,6 +52,10 @@ class Metrics:
         """A counter in this app's registry (other modules, e.g. the chatbot, add theirs)."""
         return Counter(name, doc, list(labels), registry=self.registry)
 
+    def register(self, collector: Any) -> None:
+        """A collector read when scraped (e.g. the chatbot's figures from its store)."""
+        self.registry.register(collector)
+
     def observe(self, route: str, status: int, seconds: float) -> None:
         key = (route, status)
         self.counts[key] = self.counts.get(key, 0) + 1

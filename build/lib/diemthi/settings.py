@@ -52,6 +52,21 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``48h`` or ``7d`` (the one duration parser)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    raw = text.strip().lower()
+    unit = raw[-1:] if raw[-1:] in _UNITS and not raw[-1:].isdigit() else ""
+    number = float(raw[:-1] if unit else raw)
+    if number < 0:
+        raise ValueError(f"negative duration: {text!r}")
+    return number * _UNITS[unit]
+
+
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False)
                  for part in text.split(",") if part.strip())
@@ -85,12 +100,23 @@ class Settings:
     zalo_app_secret: str = ""
     zalo_api_base: str = "https://openapi.zalo.me"
     zalo_oauth_base: str = "https://oauth.zaloapp.com"
-    zalo_queue_size: int = 10_000  # replies waiting to be sent; beyond, they are dropped
     zalo_concurrency: int = 32  # replies in flight at once
     zalo_timeout: float = 10.0
-    zalo_retries: int = 3
     # province server: who may read /metrics (the app checks it as the edge does)
     metrics_allow: tuple = ()  # networks; empty = loopback only (see metrics_networks)
+    # Zalo durable outbox, release push and message channels (#8, #14)
+    zalo_send_rate: float = 50.0  # messages/s for the whole deployment (the OA's quota rules)
+    zalo_free_window: float = 48 * 3600  # in-thread replies are free this long after a message
+    zalo_reply_window: float = 7 * 86400  # cs by user_id allowed this long; older queue expires
+    zalo_max_skew: float = 15 * 60  # signed events further than this from now are replays
+    zalo_notify_changes: bool = False  # message registered users whose scores changed
+    zalo_transaction: bool = False  # ZBS "Tin Giao dịch" template past the reply window
+    public_url: str = ""  # replies link <PUBLIC_URL>/tra-cuu/<SBD> when set
+    # chatbot understanding (issue 18): the Sở's answers file, where other provinces look,
+    # SBDs answered per message
+    chatbot_answers: Path | None = None
+    chatbot_other_provinces_url: str = ""
+    chatbot_max_sbds: int = 3
 
     @property
     def metrics_networks(self) -> tuple:
@@ -105,9 +131,13 @@ _CASTS = {
     "data_dir": Path, "port": int, "workers": int, "cache_size": int,
     "negative_cache_size": int, "batch_size": int, "max_age": int, "reload_interval": float,
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
-    "trusted_proxies": _networks, "metrics_allow": _networks, "access_log": _bool, "zalo_queue_size": int,
-    "zalo_concurrency": int, "zalo_timeout": float, "zalo_retries": int,
+    "trusted_proxies": _networks, "metrics_allow": _networks, "access_log": _bool,
     "cors_origins": _origins,
+    "zalo_concurrency": int, "zalo_timeout": float,
+    "zalo_send_rate": float, "zalo_free_window": parse_duration,
+    "zalo_reply_window": parse_duration, "zalo_max_skew": parse_duration,
+    "zalo_notify_changes": _bool, "zalo_transaction": _bool,
+    "chatbot_answers": Path, "chatbot_max_sbds": int,
 }
 
 
@@ -135,10 +165,12 @@ def load(overrides: Mapping[str, Any] | None = None,
 
 def _check(s: Settings) -> None:
     for name in ("cache_size", "negative_cache_size", "batch_size", "workers", "rate_burst",
-                 "zalo_queue_size", "zalo_concurrency"):
+                 "zalo_concurrency", "chatbot_max_sbds"):
         if getattr(s, name) < (0 if "cache" in name else 1):
             raise SettingsError(f"{PREFIX}{name.upper()}: phải là số dương")
     if not 0 < s.port < 65536:
         raise SettingsError(f"cổng {s.port} không hợp lệ")
+    if s.zalo_send_rate <= 0:
+        raise SettingsError(f"{PREFIX}ZALO_SEND_RATE: phải là số dương")
     if s.reload_interval <= 0 or s.rate_limit < 0 or s.max_age < 0:
         raise SettingsError("reload_interval, rate_limit, max_age không được âm")
