@@ -5,7 +5,7 @@ import io
 
 from click.testing import CliRunner
 
-from diemthi import diff, store
+from diemthi import diff
 from diemthi.cli import cli
 from tests.chatbot_world import SCORES, import_scores
 
@@ -23,7 +23,7 @@ def test_diff_lists_each_changed_candidate_and_subject(data_dir, tmp_path):
     assert rows == [["sbd", "subject", "old", "new"],
                     ["08000123", "toan", "7.75", "8"],
                     ["08000124", "ngu_van", "6", "6.25"],
-                    ["08000125", "ngu_van", "4.5", ""], ["08000125", "toan", "4", ""],
+                    ["08000125", "toan", "4", ""], ["08000125", "ngu_van", "4.5", ""],
                     ["08000126", "toan", "", "3"]]
     assert not any("A00" in r or "D01" in r for r in rows)  # combinations are not listed
     same = CliRunner().invoke(cli, ["diff", "--data-dir", str(data_dir), old, old])

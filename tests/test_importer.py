@@ -432,7 +432,7 @@ def test_snapshots_and_reports_are_private(data_dir, tmp_path):
     import stat
 
     result = import_files(data_dir, 2026, [write(tmp_path / "a.csv", "sbd,toan\n01000001,5\n")])
-    for path in (result.snapshot_path, result.report_path):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for path in (result.snapshot_path, result.report_path):  # the province-server modes
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
     for folder in (store.snapshots_dir(data_dir), data_dir / "reports"):
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o750

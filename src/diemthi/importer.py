@@ -470,8 +470,8 @@ class Report:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # staff only
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)  # staff and the service group
         self.fh = open(fd, "w", encoding="utf-8-sig", newline="")
         self.writer = csv.writer(self.fh)
         self.writer.writerow(self.HEADER)
