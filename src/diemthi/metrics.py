@@ -96,7 +96,9 @@ class _LookupCollector:
                  s.negative_hits),
                 ("diemthi_store_reads", "Round trips to SQLite (each serves a batch)",
                  s.store_reads),
-                ("diemthi_store_keys", "SBDs asked of SQLite", s.store_keys)):
+                ("diemthi_store_keys", "SBDs asked of SQLite", s.store_keys),
+                ("diemthi_watch_errors", "Checks of the activation pointers that failed "
+                 "or found a pointer or snapshot it could not serve", s.watch_errors)):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)
             yield c

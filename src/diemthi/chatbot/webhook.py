@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from functools import partial
 from typing import Awaitable, Callable
 
@@ -47,7 +46,6 @@ class Chatbot:
     def __init__(self, settings: Settings, lookup: Lookup, metrics: Metrics):
         self.settings = settings
         self.lookup = lookup
-        self.release_ts = settings.release_at.timestamp() if settings.release_at else 0.0
         self.seen: TTLCache = TTLCache(maxsize=200_000, ttl=SEEN_SECONDS)
         self.events = metrics.counter("diemthi_zalo_events", "Webhook events received", ("event",))
         self.rejected = metrics.counter("diemthi_zalo_rejected", "Webhook calls refused "
@@ -99,31 +97,36 @@ class Chatbot:
             return OK  # acknowledged, nothing to say
         try:
             message, user_id = event["message"], str(event["sender"]["id"])
-            msg_id, text = str(message["msg_id"]), str(message.get("text") or "")
-        except (KeyError, TypeError):
+            raw_id, text = message.get("msg_id"), str(message.get("text") or "")
+        except (KeyError, TypeError, AttributeError):
             return OK  # signed by Zalo, but nothing we can answer
-        if msg_id in self.seen:
-            return OK  # a retry of a message already taken
-        self.seen[msg_id] = True
+        msg_id = str(raw_id) if raw_id not in (None, "") else None  # null is no id, not "None"
+        if msg_id is not None:
+            if msg_id in self.seen:
+                return OK  # a retry of a message already taken
+            self.seen[msg_id] = True
         self.outbox.offer(Job(user_id, text))
         return OK
 
     async def compose(self, text: str) -> list[str]:
         """The replies to one message, one chat bubble each."""
-        if self.release_ts and time.time() < self.release_ts:
-            return [replies.not_published(self.settings.release_at)]  # type: ignore[arg-type]
+        year = self.lookup.current_year
+        release = self.lookup.release(year) if year is not None else None
+        if release is not None and release.at is not None and not release.published():
+            return [replies.not_published(release.at)]
         found = find_sbds(text)
         if not found.sbds:
             return [replies.wrong_length(found.wrong_length[0]) if found.wrong_length
                     else replies.HELP]
-        year = self.lookup.latest_year
-        if year is None:
+        served = self.lookup.served.get(year) if year is not None else None
+        if served is None:  # the exam year is not served here: never another year's data
             return [replies.BUSY]
-        served = self.lookup.served[year]
         out = []
-        for sbd in found.sbds:
-            body = await served.get(sbd)
-            out.append(replies.found(orjson.loads(body)) if body else replies.not_found(sbd, year))
+        with served.hold():  # stays open across the reads, even if a switch retires it
+            for sbd in found.sbds:
+                body = await served.get(sbd)
+                out.append(replies.found(orjson.loads(body)) if body
+                           else replies.not_found(sbd, year))
         out += [replies.wrong_length(d) for d in found.wrong_length[:1]]
         if found.more:
             out.append(replies.TOO_MANY)
