@@ -19,10 +19,11 @@ def free_port() -> int:
 class LiveServer:
     """``with LiveServer(app) as base_url:`` serves an ASGI app for real."""
 
-    def __init__(self, app: Any, port: int | None = None):
-        self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                loop="asyncio", proxy_headers=False, lifespan="on")
+    def __init__(self, app: Any, port: int | None = None, config: uvicorn.Config | None = None):
+        self.port = config.port if config else port or free_port()
+        config = config or uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                          log_level="warning", loop="asyncio",
+                                          proxy_headers=False, lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -32,6 +32,9 @@ from .responses import error_body
 from .settings import Settings
 
 
+LINGER_SECONDS = 2.0  # after refusing, how long to drain a client still sending
+
+
 @dataclass(frozen=True)
 class Limits:
     max_header_bytes: int = 16_384
@@ -61,6 +64,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.reading_headers = True  # between a request's first byte and its headers' end
         self.header_bytes = 0
         self.header_timer: asyncio.TimerHandle | None = None
+        self.refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -74,6 +78,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # answered already; what still comes is dropped unread
         if self.reading_headers:
             if self.header_timer is None:
                 self.arm()
@@ -118,23 +124,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # a pipelined request stalled behind a response
 
     def refuse(self, status: int, code: str, message: str) -> None:
-        """Answer before any request is complete, and close."""
+        """Answer before any request is complete, and close.
+
+        Closing with unread bytes in the socket would reset the connection, and the
+        client could lose the answer: as nginx's ``lingering_close``, send the answer and
+        our end of the stream, drop whatever still arrives, and close after a moment.
+        """
         self.disarm()
-        self.reading_headers = False
+        self.reading_headers, self.refused = False, True
         body = error_body(code, message)
         self.transport.write(b"".join([
             STATUS_LINE[status], b"content-type: application/json\r\n",
             b"content-length: ", str(len(body)).encode(), b"\r\n",
             b"connection: close\r\n\r\n", body]))
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 def config(settings: Settings, app: Any, **kwargs: Any) -> ServerConfig:
     """The uvicorn config ``diemthi serve`` runs: an app, or an import string for workers."""
-    return ServerConfig(app, Limits.of(settings), host=settings.host, port=settings.port,
-                        loop="uvloop", access_log=settings.access_log, proxy_headers=False,
-                        timeout_graceful_shutdown=10, log_level="info",
-                        workers=settings.workers, **kwargs)
+    options: dict[str, Any] = dict(
+        host=settings.host, port=settings.port, loop="uvloop", access_log=settings.access_log,
+        proxy_headers=False, timeout_graceful_shutdown=10, log_level="info",
+        workers=settings.workers)
+    return ServerConfig(app, Limits.of(settings), **{**options, **kwargs})
 
 
 def run(cfg: ServerConfig) -> None:
