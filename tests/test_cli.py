@@ -76,3 +76,29 @@ def test_ctrl_c_mid_import_leaves_nothing_half_done(data_dir, tmp_path):
     assert proc.returncode != 0
     assert store.active_ids(data_dir) == before
     assert [p.name for p in partial.iterdir()] == [f"{before[2026]}.sqlite"]
+
+
+def test_activate_keeps_a_release_time_with_the_pointer(data_dir, tmp_path):
+    f = write(tmp_path / "a.csv", "sbd,toan\n01000001,5\n")
+    assert run("import", "--data-dir", str(data_dir), "--year", "2026", str(f)).exit_code == 0
+    (sid,) = [s.id for s in store.list_snapshots(data_dir)]
+    r = run("activate", "--data-dir", str(data_dir), "--release-at", "2026-07-12T08:00", sid)
+    assert r.exit_code == 0 and "Công bố từ 08:00 ngày 12/07/2026" in r.output
+    pointer = store.read_pointer(data_dir, 2026)
+    assert pointer.snapshot == sid and pointer.release_at.isoformat() == "2026-07-12T08:00:00+07:00"
+    r = run("activate", "--data-dir", str(data_dir), "--release-at", "now", sid)
+    assert r.exit_code == 0 and store.read_pointer(data_dir, 2026).release_at is None
+    r = run("activate", "--data-dir", str(data_dir), "--release-at", "tomorrow", sid)
+    assert r.exit_code == 2
+    assert run("activate", "--data-dir", str(data_dir), "x" * 10_000).exit_code == 1
+
+
+def test_serve_help_lists_every_service_setting():
+    from diemthi.settings import Settings
+
+    text = run("serve", "--help").output
+    service = [f.name for f in Settings.__dataclass_fields__.values()
+               if not f.name.startswith("zalo_")]
+    for name in service:
+        flag = "--" + name.replace("_", "-")
+        assert flag in text, flag
