@@ -209,6 +209,7 @@ class Lookup:
     pointers: dict[int, store.Pointer] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # what -> why, for /readyz
     _retired: set = field(default_factory=set)  # old Served not closed yet
+    _releases: dict[int, Release] = field(default_factory=dict)  # per pointer, made once
 
     @property
     def ready(self) -> bool:
@@ -226,6 +227,9 @@ class Lookup:
 
     def release(self, year: int) -> Release:
         """Is ``year`` published now, and when: the one rule (see :mod:`diemthi.release`)."""
+        known = self._releases.get(year)
+        if known is not None:
+            return known
         pointer = self.pointers.get(year)
         return release_of(year, pointer.release_at if pointer else None,
                           self.release_override)
@@ -291,6 +295,8 @@ class Lookup:
             self.served = {y: s for y, s in self.served.items() if y != year}
             self._retire(old)
         self.pointers, self.errors = pointers, errors
+        self._releases = {year: release_of(year, pointer.release_at, self.release_override)
+                          for year, pointer in pointers.items()}
         if errors:
             self.stats.watch_errors += 1
 

@@ -80,21 +80,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.refused:
             return  # answered already; what still comes is dropped unread
-        if self.reading_headers:
-            if self.header_timer is None:
-                self.arm()
-            room = self.limits.max_header_bytes - self.header_bytes
-            if len(data) > room:
-                super().data_received(data[:room])  # the headers may end within it
-                if self.transport.is_closing():
-                    return
-                if self.reading_headers:
-                    self.refuse(431, "headers_too_large", messages.HEADERS_TOO_LARGE)
-                    return
-                data = data[room:]  # a body, or the next request
-            else:
-                self.header_bytes += len(data)
-        super().data_received(data)
+        if not self.reading_headers:
+            super().data_received(data)
+            return
+        room = self.limits.max_header_bytes - self.header_bytes
+        if len(data) > room:
+            super().data_received(data[:room])  # the headers may end within it
+            if self.transport.is_closing():
+                return
+            if self.reading_headers:
+                self.refuse(431, "headers_too_large", messages.HEADERS_TOO_LARGE)
+                return
+            super().data_received(data[room:])  # a body, or the next request
+        else:
+            self.header_bytes += len(data)
+            super().data_received(data)
+        # Headers begun but not finished: their time runs from now. (A request that came
+        # whole never arms a timer; the common case costs nothing.)
+        if self.reading_headers and self.header_bytes and self.header_timer is None \
+                and not self.transport.is_closing():
+            self.arm()
 
     def on_headers_complete(self) -> None:
         self.reading_headers = False
