@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -43,3 +45,14 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+def get_when_up(url: str, proc: subprocess.Popen, seconds: float = 30) -> httpx.Response:
+    """GET ``url`` as soon as the server process listens; it must not die meanwhile."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return httpx.get(url)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and proc.poll() is None, "never listened"
+            time.sleep(0.1)

@@ -14,7 +14,7 @@ from diemthi.app import create_app
 from diemthi.importer import import_files
 from diemthi.settings import load
 from tests.conftest import write
-from tests.servers import LiveServer, free_port
+from tests.servers import LiveServer, free_port, get_when_up
 
 HEADER = "sbd,toan,ngu_van,ngoai_ngu,vat_li,hoa_hoc,ma_ngoai_ngu\n"
 
@@ -241,14 +241,7 @@ def test_serve_command_with_workers_and_graceful_shutdown(data_dir, tmp_path):
                              str(data_dir), "--port", str(port), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/v1/scores/01000001")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
+        r = get_when_up(f"http://127.0.0.1:{port}/v1/scores/01000001", proc)
         assert r.status_code == 200 and r.json()["scores"]["toan"] == 5.0
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -330,14 +323,7 @@ def test_serve_says_when_the_data_dir_does_not_exist(tmp_path):
                              str(missing), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/readyz")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
+        r = get_when_up(f"http://127.0.0.1:{port}/readyz", proc)
         assert r.status_code == 503 and any(str(missing) in p
                                             for p in r.json()["error"]["problems"])
     finally:

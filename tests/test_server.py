@@ -17,7 +17,7 @@ from diemthi.app import create_app
 from diemthi.importer import import_files
 from diemthi.settings import load
 from tests.conftest import write
-from tests.servers import LiveServer, free_port
+from tests.servers import LiveServer, free_port, get_when_up
 
 REQUEST = b"GET /v1/scores/01000001 HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -137,14 +137,7 @@ def test_unfinished_huge_headers_keep_the_worker_small(data):
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/healthz")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
+        get_when_up(url + "/healthz", proc)
         before = rss_anon_kb(proc.pid)
         socks = [connect(url) for _ in range(10)]
         senders = [threading.Thread(target=send_quietly, args=(
