@@ -188,3 +188,22 @@ async def test_a_missing_data_dir_is_a_problem_said_in_the_log(tmp_path, caplog)
     assert [r.message for r in caplog.records].count(
         f"the data dir {tmp_path / 'nowhere'} does not exist: nothing to serve") == 1
     assert any("nowhere" in p for p in lookup.problems) and not lookup.ready
+
+
+async def test_refresh_outlives_any_exception(data_dir, info, monkeypatch):
+    store.activate(data_dir, info.id)
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+
+    def broken(data_dir):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(store, "pointer_years", broken)
+    await lookup.refresh()  # does not raise: startup and the watcher go on
+    assert lookup.stats.watch_errors == 1 and not lookup.ready
+    assert "something nobody foresaw" in " ".join(lookup.problems)
+    assert lookup.served[2026].id == info.id
+    monkeypatch.undo()
+    await lookup.refresh()
+    assert lookup.ready
+    await lookup.close()

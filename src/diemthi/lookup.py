@@ -252,7 +252,19 @@ class Lookup:
         return out
 
     async def refresh(self) -> None:
-        """Serve whatever the pointers name now; a bad snapshot never replaces a good one."""
+        """Serve whatever the pointers name now; a bad snapshot never replaces a good one.
+
+        Never raises (the watcher and the startup must outlive anything on disk): what
+        goes wrong is logged, counted in ``stats.watch_errors`` and listed in problems.
+        """
+        try:
+            await self._follow_pointers()
+        except Exception as exc:  # noqa: BLE001 - see above
+            self.stats.watch_errors += 1
+            self.errors = {**self.errors, "watch": f"kiểm tra con trỏ thất bại: {exc!r}"}
+            log.exception("checking the active pointers failed; trying again")
+
+    async def _follow_pointers(self) -> None:
         errors: dict[str, str] = {}
         if not await asyncio.to_thread(self.data_dir.is_dir):
             errors["data_dir"] = f"thư mục dữ liệu {self.data_dir} không tồn tại"
@@ -309,12 +321,7 @@ class Lookup:
         """Follow the pointers for as long as the server runs, whatever goes wrong."""
         while True:
             await asyncio.sleep(interval)
-            try:
-                await self.refresh()
-            except Exception as exc:  # noqa: BLE001 - the watcher must never die
-                self.stats.watch_errors += 1
-                self.errors["watch"] = f"kiểm tra con trỏ thất bại: {exc!r}"
-                log.exception("checking the active pointers failed; trying again")
+            await self.refresh()
 
     async def close(self) -> None:
         """At shutdown: every snapshot, once its pending reads are done."""
