@@ -86,6 +86,8 @@ def test_activate_keeps_a_release_time_with_the_pointer(data_dir, tmp_path):
     assert r.exit_code == 0 and "Công bố từ 08:00 ngày 12/07/2026" in r.output
     pointer = store.read_pointer(data_dir, 2026)
     assert pointer.snapshot == sid and pointer.release_at.isoformat() == "2026-07-12T08:00:00+07:00"
+    listed = run("snapshots", "--data-dir", str(data_dir)).output
+    assert f"* {sid}" in listed and "công bố từ 08:00 ngày 12/07/2026" in listed
     r = run("activate", "--data-dir", str(data_dir), "--release-at", "now", sid)
     assert r.exit_code == 0 and store.read_pointer(data_dir, 2026).release_at is None
     r = run("activate", "--data-dir", str(data_dir), "--release-at", "tomorrow", sid)

@@ -161,8 +161,17 @@ def snapshots(data_dir: Path | None) -> None:
         mark = "*" if active.get(info.year) == info.id else " "
         m = info.manifest
         files = ", ".join(f["name"] for f in m["files"])
+        note = _release_note(settings.data_dir, info) if mark == "*" else ""
         click.echo(f"{mark} {info.id}  năm {info.year}  {m['rows']:>9} thí sinh  "
-                   f"{m['created_at']}  {files}")
+                   f"{m['created_at']}  {files}{note}")
+
+
+def _release_note(data_dir: Path, info: store.SnapshotInfo) -> str:
+    try:
+        at = store.read_pointer(data_dir, info.year).release_at
+    except store.StoreError:
+        return ""
+    return f"  công bố từ {messages.when(at)}" if at else ""
 
 
 @cli.command()
