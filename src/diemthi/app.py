@@ -25,7 +25,7 @@ from . import messages
 from .lookup import Lookup
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import spec
-from .ratelimit import ClientAddress, RateLimiter
+from .ratelimit import ClientAddress, NetworkAllow, RateLimiter
 from .responses import JSON, error_body, error_response, etag_matches
 from .sbd import is_sbd
 from .settings import Settings
@@ -130,6 +130,8 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    if not request.app.state.metrics_allow(request.scope):
+        return error_response(403, "forbidden", messages.FORBIDDEN)
     return Response(request.app.state.metrics.render(),
                     media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -196,6 +198,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.lookup = lookup
     app.state.metrics = metrics
+    app.state.metrics_allow = NetworkAllow(settings.metrics_networks,
+                                           ClientAddress(settings.trusted_proxies))
     app.state.on_start = []  # async callables returning an async stop callable
     if settings.zalo_enabled:
         app.state.chatbot = chatbot

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 input refused (bad rows, unknown snapshot, SBD not foun
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ from typing import Any
 import click
 import orjson
 
-from . import importer, messages, server, settings as settings_mod, store
+from . import backup as backup_mod, importer, messages, server, settings as settings_mod
+from . import store
+from .files import PRIVATE_UMASK, exposed_secrets
 from .reference import SUBJECTS, provinces
 from .sbd import is_sbd
 
@@ -215,6 +218,8 @@ def _serve_options(command: Any) -> Any:
         ("rate-burst", click.IntRange(1), "N", "Burst per client [env DIEMTHI_RATE_BURST; 20]."),
         ("trusted-proxies", str, "NETS", "Comma-separated networks whose X-Forwarded-For is "
          "believed [env DIEMTHI_TRUSTED_PROXIES; none]."),
+        ("metrics-allow", str, "NETS", "Comma-separated networks that may read /metrics "
+         "[env DIEMTHI_METRICS_ALLOW; loopback only]."),
         ("max-header-bytes", click.IntRange(1), "N", "Request line and headers, at most; "
          "beyond: 431 [env DIEMTHI_MAX_HEADER_BYTES; 16384]."),
         ("header-timeout", str, "DURATION", "Time to receive a request's headers; beyond: "
@@ -246,10 +251,11 @@ def serve(data_dir: Path | None, **flags: Any) -> None:
     Every flag has a DIEMTHI_* variable; the chatbot's settings are variables only
     (see README).
     """
-    import os
-
     flags = {"data_dir": data_dir, **flags}
     settings = _settings(**flags)
+    for path in exposed_secrets(settings.data_dir):
+        click.secho(f"Cảnh báo: {path} chứa bí mật nhưng người dùng khác đọc được; "
+                    f"chạy: chmod 600 {path}", fg="yellow", err=True)
     if settings.workers == 1:
         from .app import create_app
 
@@ -262,5 +268,36 @@ def serve(data_dir: Path | None, **flags: Any) -> None:
     server.run(server.config(settings, "diemthi.app:app_from_environment", factory=True))
 
 
+@cli.command("backup")
+@data_dir_option
+@click.option("--with-secrets", is_flag=True, help="Also copy the Zalo tokens file.")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def backup_command(data_dir: Path | None, with_secrets: bool, dest: Path) -> None:
+    """Copy the data dir into DEST, consistent while the server runs."""
+    settings = _settings(data_dir=data_dir)
+    try:
+        report = backup_mod.backup(settings.data_dir, dest, with_secrets=with_secrets)
+    except backup_mod.BackupError as exc:
+        refuse(str(exc))
+    click.echo(f"Đã sao lưu {len(report.files)} tệp vào {dest} ({report.linked} liên kết cứng, "
+               f"{report.copied} bản sao, {report.online} CSDL sao lưu trực tuyến); "
+               "đã kiểm tra sha256.")
+    for rel in report.skipped_secrets:
+        click.echo(f"Bỏ qua {rel} (bí mật; thêm --with-secrets để sao lưu).")
+
+
+@cli.command("restore")
+@click.argument("src", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+def restore_command(src: Path, data_dir: Path) -> None:
+    """Restore a backup SRC into a new or empty DATA_DIR (every file checked first)."""
+    try:
+        report = backup_mod.restore(src, data_dir)
+    except backup_mod.BackupError as exc:
+        refuse(str(exc))
+    click.echo(f"Đã khôi phục {len(report.files)} tệp vào {data_dir}.")
+
+
 def main() -> None:
+    os.umask(PRIVATE_UMASK)  # nothing we create is readable by other local users
     cli()

@@ -23,6 +23,7 @@ BAD_REQUEST = "Yêu cầu không hợp lệ."
 TOO_LARGE = "Nội dung gửi lên quá lớn."
 HEADERS_TOO_LARGE = "Phần tiêu đề của yêu cầu quá lớn."
 HEADER_TIMEOUT = "Yêu cầu gửi quá chậm, kết nối đã đóng."
+FORBIDDEN = "Không được phép truy cập đường dẫn này từ địa chỉ của bạn."
 
 
 def not_found(sbd: str, year: int) -> str:

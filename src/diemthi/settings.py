@@ -86,6 +86,8 @@ class Settings:
     zalo_concurrency: int = 32  # replies in flight at once
     zalo_timeout: float = 10.0
     zalo_retries: int = 3
+    # province server: who may read /metrics (the app checks it as the edge does)
+    metrics_allow: tuple = ()  # networks; empty = loopback only (see metrics_networks)
     # Hardening (#12): the exam year answered without ?year=, and the limits that let a
     # worker face the internet without a proxy in front (see server.py)
     year: int | None = None  # default: the latest year with an active pointer
@@ -106,6 +108,10 @@ class Settings:
     __str__ = __repr__
 
     @property
+    def metrics_networks(self) -> tuple:
+        return self.metrics_allow or _networks("127.0.0.0/8,::1/128")
+
+    @property
     def zalo_enabled(self) -> bool:
         return bool(self.zalo_app_id and self.zalo_oa_secret_key)
 
@@ -115,7 +121,7 @@ _CASTS = {
     "negative_cache_size": int, "batch_size": int, "max_age": int,
     "reload_interval": parse_duration,
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
-    "trusted_proxies": _networks, "access_log": _bool, "zalo_queue_size": int,
+    "trusted_proxies": _networks, "metrics_allow": _networks, "access_log": _bool, "zalo_queue_size": int,
     "zalo_concurrency": int, "zalo_timeout": float, "zalo_retries": int,
     "year": int, "max_header_bytes": int, "header_timeout": parse_duration,
     "max_connections": int,
