@@ -37,7 +37,7 @@ wheelhouse: setup
 	@ls dist/wheelhouse | wc -l | xargs echo "dist/wheelhouse: wheels:"
 
 import-sample: setup
-	$(BIN)/diemthi import --data-dir $(DATA) --year 2026 --activate data/sample/*.csv
+	$(BIN)/diemthi import --data-dir $(DATA) --year 2026 --activate --skip-unchanged data/sample/*.csv
 
 run: import-sample
 	$(BIN)/diemthi serve --data-dir $(DATA) --host $(HOST) --port $(PORT)

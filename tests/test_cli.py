@@ -90,6 +90,10 @@ def test_activate_keeps_a_release_time_with_the_pointer(data_dir, tmp_path):
     assert f"* {sid}" in listed and "công bố từ 08:00 ngày 12/07/2026" in listed
     r = run("activate", "--data-dir", str(data_dir), "--release-at", "now", sid)
     assert r.exit_code == 0 and store.read_pointer(data_dir, 2026).release_at is None
+    from diemthi import history
+
+    events = [(e["action"], e.get("release_at")) for e in history.read(data_dir)]
+    assert events[-2:] == [("activate", "2026-07-12T08:00:00+07:00"), ("release_at", "now")]
     r = run("activate", "--data-dir", str(data_dir), "--release-at", "tomorrow", sid)
     assert r.exit_code == 2
     assert run("activate", "--data-dir", str(data_dir), "x" * 10_000).exit_code == 1
@@ -104,3 +108,28 @@ def test_serve_help_lists_every_service_setting():
     for name in service:
         flag = "--" + name.replace("_", "-")
         assert flag in text, flag
+
+
+def test_activate_with_an_absurd_id_is_refused_not_a_traceback(data_dir):
+    for bad in ("x" * 10_000, "../../etc/passwd", "\x1b[2Jid", ""):
+        r = CliRunner().invoke(cli, ["activate", "--data-dir", str(data_dir), bad])
+        assert r.exit_code == 1, r.output
+        assert "Traceback" not in r.output and "\x1b" not in r.output
+        assert "không phải mã bản chụp" in r.output or "không có bản chụp" in r.output
+
+
+def test_import_output_names_sheets_and_skip_unchanged(data_dir, tmp_path):
+    from tests.test_dialects import write_book
+
+    book = write_book(tmp_path / "b.xlsx", {"Sheet1": [["SBD", "Toán"], ["01000001", 5]],
+                                            "Sheet2": [["01000002", 6]],
+                                            "Biểu đồ": [["Tổng", 2]]})
+    args = ["import", "--data-dir", str(data_dir), "--year", "2026", "--activate",
+            "--skip-unchanged", str(book)]
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert "trang Sheet1: 1 dòng, nhập 1" in r.output and "trang Sheet2: 1 dòng" in r.output
+    assert "bỏ qua trang Biểu đồ" in r.output
+    r = run(*args)
+    assert r.exit_code == 0 and "Không nhập lại" in r.output
+    assert len(store.list_snapshots(data_dir)) == 1

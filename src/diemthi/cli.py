@@ -6,16 +6,18 @@ Exit codes: 0 success, 1 input refused (bad rows, unknown snapshot, SBD not foun
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 import orjson
 
-from . import backup as backup_mod, importer, messages, server, settings as settings_mod
-from . import store
+from . import backup as backup_mod, changes, history, importer, messages, server
+from . import settings as settings_mod, store
 from .files import PRIVATE_UMASK, exposed_secrets
 from .reference import SUBJECTS, provinces
 from .sbd import is_sbd
@@ -56,20 +58,35 @@ def cli() -> None:
               help="Map a header we do not recognise to a column key (or 'ignore').")
 @click.option("--jobs", type=click.IntRange(1), default=None,
               help="Worker processes converting rows [default: CPU count, up to 4].")
+@click.option("--base", default=None, metavar="SNAPSHOT",
+              help="FILES are changes (after phúc khảo) to this snapshot: a new snapshot is "
+                   "the base plus the changes.")
+@click.option("--by", default=None, metavar="NAME",
+              help="Who is importing, for the history [default: the OS user].")
+@click.option("--reason", default=None, metavar="TEXT", help="Why, for the history.")
+@click.option("--skip-unchanged", is_flag=True,
+              help="Do nothing when the active snapshot of YEAR was built from these very "
+                   "files (same names and sha256).")
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(dir_okay=False, path_type=Path))
 def import_command(data_dir: Path | None, year: int, activate: bool, max_errors: int,
-                   maps: tuple[str, ...], jobs: int | None, files: tuple[Path, ...]) -> None:
+                   maps: tuple[str, ...], jobs: int | None, base: str | None, by: str | None,
+                   reason: str | None, skip_unchanged: bool, files: tuple[Path, ...]) -> None:
     """Build one snapshot of YEAR from all FILES (CSV or XLSX) together."""
     settings = _settings(data_dir=data_dir)
     try:
-        result = importer.import_files(settings.data_dir, year, list(files), activate=activate,
-                                       max_errors=max_errors, maps=maps, jobs=jobs,
-                                       progress=_progress_bar)
+        with _sigterm_as_exit():
+            result = _run_import(settings.data_dir, year, base, list(files), activate=activate,
+                                 max_errors=max_errors, maps=maps, jobs=jobs, by=by,
+                                 reason=reason, skip_unchanged=skip_unchanged)
     except importer.ImportRefused as exc:
         if exc.result is not None:
             print_summary(exc.result)
         refuse(str(exc))
+        return
+    if result.unchanged:
+        click.echo(f"Không nhập lại: bản chụp {result.snapshot_id} đang phục vụ năm {year} "
+                   "được tạo từ đúng các tệp này.")
         return
     print_summary(result)
     click.secho(f"Bản chụp: {result.snapshot_id}", fg="green", bold=True)
@@ -81,13 +98,36 @@ def import_command(data_dir: Path | None, year: int, activate: bool, max_errors:
                    f"{settings.data_dir} {result.snapshot_id}")
 
 
+def _run_import(data_dir: Path, year: int, base: str | None, files: list[Path],
+                **options: Any) -> importer.ImportResult:
+    if base is not None:
+        options.pop("jobs"), options.pop("skip_unchanged")
+        return changes.import_changes(data_dir, year, base, files, **options)
+    return importer.import_files(data_dir, year, files, progress=_progress_bar, **options)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM ends an import as Ctrl-C does: the partial snapshot is removed on the way."""
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _progress_bar(table: Any) -> Any:
     from tqdm import tqdm  # only long imports on a terminal need it
 
-    csv = table.kind == "csv"
-    return tqdm(total=table.size, desc=table.path.name, unit="B" if csv else " dòng",
-                unit_scale=csv, file=sys.stderr, disable=not sys.stderr.isatty(),
-                leave=False)
+    return tqdm(total=table.size, desc=table.path.name, unit="B", unit_scale=True,
+                file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
 
 
 def print_summary(result: importer.ImportResult) -> None:
@@ -95,6 +135,11 @@ def print_summary(result: importer.ImportResult) -> None:
     echo = click.echo
     for f in result.files:
         echo(f"{f.name} ({f.dialect}): {f.rows} dòng, nhập {f.imported}, lỗi {f.bad_rows}")
+        for sheet in f.sheets:
+            echo(f"  trang {sheet.name}: {sheet.rows} dòng, nhập {sheet.imported}, "
+                 f"lỗi {sheet.bad_rows}")
+        for name, why in f.skipped:
+            click.secho(f"  bỏ qua trang {name}: {why}", fg="yellow")
         if f.ignored:
             echo(f"  cột bỏ qua: {', '.join(f.ignored)}")
     names = provinces(result.year)
@@ -110,14 +155,15 @@ def print_summary(result: importer.ImportResult) -> None:
                  f"{s.max:>9.2f}")
     echo(f"Tổng: {result.imported} thí sinh.")
     for warning in result.warnings:
-        click.secho(f"Cảnh báo: {warning}", fg="yellow")
+        if "bỏ qua trang" not in warning:  # skipped sheets are listed under their file
+            click.secho(f"Cảnh báo: {warning}", fg="yellow")
     if result.errors:
         click.secho(f"{result.bad_rows} dòng lỗi:", fg="red", err=True)
         for e in result.errors[:SHOWN_ERRORS]:
             click.echo(f"  {e}", err=True)
-        if len(result.errors) > SHOWN_ERRORS:
-            click.echo(f"  ... và {len(result.errors) - SHOWN_ERRORS} lỗi nữa trong báo cáo",
-                       err=True)
+        count = max(result.error_count, len(result.errors))
+        if count > SHOWN_ERRORS:
+            click.echo(f"  ... và {count - SHOWN_ERRORS} lỗi nữa trong báo cáo", err=True)
     if result.report_path:
         echo(f"Báo cáo: {result.report_path}")
 
@@ -127,8 +173,12 @@ def print_summary(result: importer.ImportResult) -> None:
 @click.option("--release-at", default=None, metavar="ISO-TIME|now",
               help="Publish this year from then on (no zone = Vietnam time); 'now' lifts "
                    "the embargo [default: keep the year's current release time].")
+@click.option("--by", default=None, metavar="NAME",
+              help="Who is activating, for the history [default: the OS user].")
+@click.option("--reason", default=None, metavar="TEXT", help="Why, for the history.")
 @click.argument("snapshot")
-def activate(data_dir: Path | None, release_at: str | None, snapshot: str) -> None:
+def activate(data_dir: Path | None, release_at: str | None, by: str | None,
+             reason: str | None, snapshot: str) -> None:
     """Serve SNAPSHOT for its year (an older one rolls back)."""
     settings = _settings(data_dir=data_dir)
     when: Any = store.KEEP
@@ -139,15 +189,38 @@ def activate(data_dir: Path | None, release_at: str | None, snapshot: str) -> No
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--release-at") from exc
     try:
+        previous = store.active_ids(settings.data_dir)
         info = store.activate(settings.data_dir, snapshot, when)
     except store.StoreError as exc:
         refuse(str(exc))
         return
+    pointer = store.read_pointer(settings.data_dir, info.year)
+    same = previous.get(info.year) == info.id  # only the release time changes
+    history.append(settings.data_dir, "release_at" if same and release_at else "activate",
+                   year=info.year, snapshot=info.id, previous=None if same else
+                   previous.get(info.year), by=by, reason=reason,
+                   release_at=pointer.release_at.isoformat() if pointer.release_at
+                   else ("now" if release_at else None))
     click.secho(f"Đã kích hoạt {info.id} cho năm {info.year} "
                 f"({info.manifest['rows']} thí sinh).", fg="green")
-    pointer = store.read_pointer(settings.data_dir, info.year)
     if pointer.release_at is not None:
         click.echo(f"Công bố từ {messages.when(pointer.release_at)} (giờ Việt Nam).")
+
+
+@cli.command("history")
+@data_dir_option
+@click.option("--year", type=click.IntRange(2000, 2100), default=None,
+              help="Only this exam year's events.")
+@click.option("--json", "as_json", is_flag=True, help="The lines as stored (JSON).")
+def history_command(data_dir: Path | None, year: int | None, as_json: bool) -> None:
+    """What was imported, activated or refused, by whom, from which files, oldest first."""
+    settings = _settings(data_dir=data_dir)
+    found = False
+    for event in history.read(settings.data_dir, year):
+        found = True
+        click.echo(orjson.dumps(event).decode() if as_json else history.describe(event))
+    if not found:
+        click.echo(f"Chưa có sự kiện nào trong {history.path(settings.data_dir)}.")
 
 
 @cli.command()

@@ -64,17 +64,24 @@ class SnapshotWriter:
         self.data_dir = data_dir
         self.id = snapshot_id
         snapshots_dir(data_dir).mkdir(parents=True, exist_ok=True)
-        self.partial = snapshots_dir(data_dir) / f".{snapshot_id}.partial"
+        # the pid in the name: concurrent imports never share a file, and the next import
+        # can tell a partial whose writer is gone (SIGKILL, power cut) and remove it
+        self.partial = snapshots_dir(data_dir) / f".{snapshot_id}.{os.getpid()}.partial"
         self.partial.unlink(missing_ok=True)
-        os.close(os.open(self.partial, os.O_CREAT | os.O_WRONLY, 0o640))  # not world-readable
-        self.db = sqlite3.connect(self.partial, isolation_level=None)
-        # The file is private until renamed: no sync is needed to stay consistent. The
-        # in-memory journal costs next to nothing on a growing file and lets a duplicate
-        # key abort its INSERT cleanly.
-        self.db.executescript("PRAGMA page_size=16384; PRAGMA journal_mode=MEMORY;"
-                              "PRAGMA synchronous=OFF;"
-                              "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-65536;"
-                              + SCHEMA + "BEGIN;")
+        self.db: sqlite3.Connection | None = None
+        try:  # Ctrl-C between creating the file and the first statement leaves nothing
+            os.close(os.open(self.partial, os.O_CREAT | os.O_WRONLY, 0o640))  # not world-readable
+            self.db = sqlite3.connect(self.partial, isolation_level=None, uri=True)
+            # The file is private until renamed: no sync is needed to stay consistent. The
+            # in-memory journal costs next to nothing on a growing file and lets a
+            # duplicate key abort its INSERT cleanly.
+            self.db.executescript("PRAGMA page_size=16384; PRAGMA journal_mode=MEMORY;"
+                                  "PRAGMA synchronous=OFF;"
+                                  "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-65536;"
+                                  + SCHEMA + "BEGIN;")
+        except BaseException:
+            self.abort()
+            raise
 
     BATCH = 256  # rows per INSERT statement: a quarter fewer steps than one per row
 
@@ -85,6 +92,7 @@ class SnapshotWriter:
         a multi-row INSERT either goes in whole or (on a duplicate) not at all, and only
         then is its batch retried row by row to find the duplicate.
         """
+        assert self.db is not None
         flat = list(chain.from_iterable(zip(sbds, bodies)))
         rejected: list[int] = []
         for start in range(0, len(sbds), self.BATCH):
@@ -99,6 +107,20 @@ class SnapshotWriter:
                         rejected.append(k)
         return rejected
 
+    def copy_from(self, base: Path) -> None:
+        """Start from every candidate of another snapshot (a change file's base)."""
+        assert self.db is not None
+        self.db.execute("COMMIT")
+        self.db.execute("ATTACH DATABASE ? AS base", (readonly_uri(base),))
+        self.db.execute("BEGIN")
+        self.db.execute("INSERT INTO candidates SELECT sbd, body FROM base.candidates")
+
+    def replace(self, sbds: Sequence[int], bodies: Sequence[bytes]) -> None:
+        """Put these candidates in, over the ones with the same SBD."""
+        assert self.db is not None
+        self.db.executemany("INSERT OR REPLACE INTO candidates VALUES (?, ?)",
+                            zip(sbds, bodies))
+
     @staticmethod
     @lru_cache(maxsize=8)
     def _insert(rows: int) -> str:
@@ -106,21 +128,51 @@ class SnapshotWriter:
 
     def finish(self, manifest: dict[str, Any]) -> Path:
         """Commit, flush to disk and rename into place: the snapshot exists whole or not."""
+        assert self.db is not None
         self.db.execute("INSERT INTO manifest VALUES (?)", (orjson.dumps(manifest).decode(),))
         self.db.execute("COMMIT")
         self.db.close()
         with open(self.partial, "rb+") as fh:
             os.fsync(fh.fileno())
         final = snapshot_path(self.data_dir, self.id)
-        os.replace(self.partial, final)
+        try:
+            os.link(self.partial, final)  # never over another import's snapshot
+        except FileExistsError:
+            raise StoreError(f"bản chụp {self.id} đã có; không ghi đè") from None
+        self.partial.unlink()
         fsync_dir(final.parent)
         return final
 
     def abort(self) -> None:
         try:
-            self.db.close()
+            if self.db is not None:
+                self.db.close()
         finally:
             self.partial.unlink(missing_ok=True)
+
+
+def clean_partials(data_dir: Path) -> list[Path]:
+    """Remove partial snapshots whose import is no longer running; return them."""
+    removed = []
+    for path in snapshots_dir(data_dir).glob(".*.partial"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another import is writing it now
+        if pid.isdigit() and int(pid) == os.getpid():
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Envelope:
@@ -175,10 +227,14 @@ def list_snapshots(data_dir: Path) -> list[SnapshotInfo]:
     return sorted(out, key=lambda s: (s.manifest.get("created_at", ""), s.id))
 
 
+_ID_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.")
+
+
 def get_snapshot(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
     if not _valid_id(snapshot_id):
-        raise StoreError(f"không có bản chụp '{snapshot_id[:80]}' trong "
-                         f"{snapshots_dir(data_dir)}")
+        shown = snapshot_id[:40] + ("…" if len(snapshot_id) > 40 else "")
+        raise StoreError(f"'{shown.encode('unicode_escape').decode()}' không phải mã bản chụp "
+                         "(xem: diemthi snapshots)")
     path = snapshot_path(data_dir, snapshot_id)
     if not path.is_file():
         raise StoreError(f"không có bản chụp '{snapshot_id}' trong {snapshots_dir(data_dir)}")
@@ -268,31 +324,18 @@ def activate(data_dir: Path, snapshot_id: str,
             release_at = None
     pointer = Pointer(snapshot_id, release_at)  # type: ignore[arg-type]
     atomic_write(pointer_path(data_dir, info.year), pointer.dumps())
-    record(data_dir, "activate", snapshot=snapshot_id, year=info.year,
-           release_at=pointer.release_at.isoformat() if pointer.release_at else None)
     return info
 
 
-def record(data_dir: Path, action: str, **fields: Any) -> None:
-    """One line of ``history.jsonl``.
-
-    HISTORY CALL SITE (#12): engineer F's ``history.append(data_dir, action, **fields)``
-    is not on this branch yet; once merged, import it at the top and drop this guard.
-    """
-    try:
-        from . import history  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    history.append(data_dir, action, **fields)
-
-
 def _valid_id(snapshot_id: str) -> bool:
-    return 0 < len(snapshot_id) <= 200 and "/" not in snapshot_id and "\\" not in snapshot_id \
-        and not snapshot_id.startswith(".") and snapshot_id.isprintable()
+    """The one rule for a snapshot id (letters, digits, ``-_.``; never a path)."""
+    return bool(snapshot_id) and len(snapshot_id) <= 100 and not snapshot_id.startswith(".") \
+        and _ID_CHARS.issuperset(snapshot_id)
 
 
 def envelope(info: SnapshotInfo) -> Envelope:
-    return Envelope(info.year, provinces(info.year))
+    """The snapshot's own province table; the package's only for snapshots made before."""
+    return Envelope(info.year, info.manifest.get("province_names") or provinces(info.year))
 
 
 def lookup(info: SnapshotInfo, sbd: str) -> bytes | None:

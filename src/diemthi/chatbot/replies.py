@@ -6,6 +6,7 @@ from datetime import datetime
 
 from ..messages import NOT_READY, when
 from ..reference import SUBJECTS
+from ..statuses import NAMES_VI as STATUS_NAMES
 
 EXAMPLE = "08000123"
 
@@ -30,8 +31,13 @@ def found(doc: dict) -> str:
         if key == "ngoai_ngu" and language:
             name = f"{name} ({language['name']})"
         lines.append(f"• {name}: {number(value)}")
+    for key, status in (doc.get("statuses") or {}).items():  # never a score
+        lines.append(f"• {SUBJECTS[key].name if key in SUBJECTS else key}: "
+                     f"{STATUS_NAMES.get(status, status)}")
     if language and "ngoai_ngu" not in doc["scores"]:
         lines.append(f"• Ngoại ngữ đăng ký: {language['name']}")
+    if doc.get("updated_after_appeal"):
+        lines.append("(Điểm đã cập nhật sau phúc khảo.)")
     combos = doc.get("combinations") or {}
     if combos:
         lines.append("Tổ hợp: " + ", ".join(f"{code} {number(total)}"
