@@ -19,11 +19,13 @@ Worst case per worker: ``max_connections × (max_header_bytes + one socket read)
 from __future__ import annotations
 
 import asyncio
+import copy
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+import uvicorn.config
 from uvicorn.supervisors import Multiprocess
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -152,8 +154,18 @@ def config(settings: Settings, app: Any, **kwargs: Any) -> ServerConfig:
     options: dict[str, Any] = dict(
         host=settings.host, port=settings.port, loop="uvloop", access_log=settings.access_log,
         proxy_headers=False, timeout_graceful_shutdown=10, log_level="info",
-        workers=settings.workers)
+        workers=settings.workers, log_config=log_config())
     return ServerConfig(app, Limits.of(settings), **{**options, **kwargs})
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, and our ``diemthi.*`` loggers through the same handler and
+    format, so what the service says about itself (a missing data dir, a snapshot that
+    cannot be opened, a switch) reaches the log. They still propagate (tests capture)."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["diemthi"] = {"handlers": ["default"], "level": "INFO",
+                                    "propagate": True}
+    return config
 
 
 def run(cfg: ServerConfig) -> None:
