@@ -26,22 +26,23 @@ from typing import Any
 
 import uvicorn
 import uvicorn.config
-from uvicorn.supervisors import Multiprocess
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
 
 from . import messages
 from .responses import error_body
 from .settings import Settings
-
 
 LINGER_SECONDS = 2.0  # after refusing, how long to drain a client still sending
 
 
 @dataclass(frozen=True)
 class Limits:
-    max_header_bytes: int = 16_384
-    header_timeout: float = 10.0
-    max_connections: int = 1000
+    """What one connection may make a worker hold (defaults: :class:`Settings`')."""
+
+    max_header_bytes: int
+    header_timeout: float
+    max_connections: int
 
     @classmethod
     def of(cls, settings: Settings) -> "Limits":
@@ -62,7 +63,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any):
         super().__init__(config, *args, **kwargs)
-        self.limits: Limits = getattr(config, "limits", Limits())
+        self.limits: Limits = getattr(config, "limits", None) or Limits.of(Settings())
         self.reading_headers = True  # between a request's first byte and its headers' end
         self.header_bytes = 0
         self.header_timer: asyncio.TimerHandle | None = None
