@@ -155,3 +155,19 @@ def test_unfinished_huge_headers_keep_the_worker_small(data):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_worker_processes_keep_the_limits(data):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "diemthi", "serve", "--data-dir", str(data),
+                             "--port", str(port), "--workers", "2", "--max-header-bytes",
+                             "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert get_when_up(url + "/healthz", proc).status_code == 200
+        for _ in range(4):  # whichever worker takes the connection
+            r = httpx.get(url + "/healthz", headers={"x-pad": "a" * 1200})
+            assert r.status_code == 431 and r.json()["error"]["code"] == "headers_too_large"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
