@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -19,10 +21,11 @@ def free_port() -> int:
 class LiveServer:
     """``with LiveServer(app) as base_url:`` serves an ASGI app for real."""
 
-    def __init__(self, app: Any, port: int | None = None):
-        self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                loop="asyncio", proxy_headers=False, lifespan="on")
+    def __init__(self, app: Any, port: int | None = None, config: uvicorn.Config | None = None):
+        self.port = config.port if config else port or free_port()
+        config = config or uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                          log_level="warning", loop="asyncio",
+                                          proxy_headers=False, lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -42,3 +45,14 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+def get_when_up(url: str, proc: subprocess.Popen, seconds: float = 30) -> httpx.Response:
+    """GET ``url`` as soon as the server process listens; it must not die meanwhile."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return httpx.get(url)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and proc.poll() is None, "never listened"
+            time.sleep(0.1)

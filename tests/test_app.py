@@ -14,7 +14,7 @@ from diemthi.app import create_app
 from diemthi.importer import import_files
 from diemthi.settings import load
 from tests.conftest import write
-from tests.servers import LiveServer, free_port
+from tests.servers import LiveServer, free_port, get_when_up
 
 HEADER = "sbd,toan,ngu_van,ngoai_ngu,vat_li,hoa_hoc,ma_ngoai_ngu\n"
 
@@ -63,6 +63,17 @@ def test_conditional_and_head(served):
     assert r.status_code == 304
     r = served.get("/v1/scores/01000001", headers={"If-None-Match": '"other"'})
     assert r.status_code == 200
+    assert served.get("/v1/scores/01000001", headers={"If-None-Match": "W/" + etag}
+                      ).status_code == 304
+    for not_a_match in (f"xx{etag}yy", etag[:-1], f'"a" {etag}', etag.strip('"')):
+        r = served.get("/v1/scores/01000001", headers={"If-None-Match": not_a_match})
+        assert r.status_code == 200, not_a_match
+    assert served.get("/v1/scores/01000001", headers={"If-None-Match": "*"}).status_code == 304
+    r = served.get("/v1/scores/01999999", headers={"If-None-Match": "*"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    unknown_etag = served.get("/v1/scores/01999999").headers["etag"]
+    r = served.get("/v1/scores/01999999", headers={"If-None-Match": unknown_etag})
+    assert r.status_code == 404  # a conditional applies to a 2xx only
     r = served.head("/v1/scores/01000001")
     assert r.status_code == 200 and r.content == b"" and int(r.headers["content-length"]) > 100
 
@@ -72,6 +83,9 @@ def test_conditional_and_head(served):
     ("/v1/scores/0100000a", 400, "invalid_sbd"), ("/v1/scores/%D9%A0%D9%A1000001", 400,
                                                   "invalid_sbd"),
     ("/v1/scores/01000001?year=26", 400, "invalid_year"),
+    ("/v1/scores/01000001?year=0000", 400, "invalid_year"),
+    ("/v1/scores/01000001?year=9999", 400, "invalid_year"),
+    ("/v1/scores/01000001/", 404, "no_route"), ("/healthz/", 404, "no_route"),
     ("/v1/scores/01000001?year=%00", 400, "invalid_year"),
     ("/v1/scores/01999999", 404, "not_found"), ("/v1/scores/01000001?year=2025", 404,
                                                 "year_not_found"),
@@ -234,15 +248,92 @@ def test_serve_command_with_workers_and_graceful_shutdown(data_dir, tmp_path):
                              str(data_dir), "--port", str(port), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/v1/scores/01000001")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
+        r = get_when_up(f"http://127.0.0.1:{port}/v1/scores/01000001", proc)
         assert r.status_code == 200 and r.json()["scores"]["toan"] == 5.0
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_a_trailing_slash_never_redirects_to_the_host_header(served):
+    r = served.get("/v1/scores/01000001/", headers={"Host": "evil.example"})
+    assert r.status_code == 404 and "location" not in r.headers
+    assert r.json()["error"]["code"] == "no_route"
+
+
+def test_the_exam_year_is_explicit_and_never_falls_back(data_dir, tmp_path):
+    publish(data_dir, tmp_path, "01000001,5,5,,,,\n", year=2025)
+    publish(data_dir, tmp_path, "01000001,9,9,,,,\n", year=2026, name="b")
+    store.activate(data_dir, store.active_ids(data_dir)[2025])
+    (data_dir / "active" / "2026").unlink()  # 2026 imported, not activated
+    with LiveServer(create_app(load({"data_dir": str(data_dir), "year": "2026"}))) as url:
+        r = httpx.get(url + "/v1/scores/01000001")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "year_not_found"
+        assert httpx.get(url + "/v1/scores/01000001?year=2025").json()["year"] == 2025
+        assert httpx.get(url + "/readyz").status_code == 503
+    with LiveServer(create_app(load({"data_dir": str(data_dir)}))) as url:
+        assert httpx.get(url + "/v1/scores/01000001").json()["year"] == 2025  # latest active
+
+
+def test_this_year_waits_for_its_release_while_last_year_stays_open(data_dir, tmp_path):
+    publish(data_dir, tmp_path, "01000001,5,5,,,,\n", year=2025)
+    new = publish(data_dir, tmp_path, "01000001,9,9,,,,\n", year=2026, name="b")
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    store.activate(data_dir, new, later)
+    with LiveServer(create_app(load({"data_dir": str(data_dir)}))) as url:
+        r = httpx.get(url + "/v1/scores/01000001")
+        assert r.status_code == 403 and r.json()["error"]["code"] == "not_published"
+        assert r.json()["error"]["release_at"] == later.isoformat()
+        assert httpx.get(url + "/v1/scores/01000001?year=2025").json()["scores"]["toan"] == 5.0
+        ready = httpx.get(url + "/readyz").json()
+        assert ready["year"] == 2026 and ready["years"]["2026"]["published"] is False
+        assert ready["years"]["2025"]["published"] is True
+
+
+def test_an_activated_year_that_cannot_open_gets_no_other_years_data(data_dir, tmp_path):
+    publish(data_dir, tmp_path, "01000001,5,5,,,,\n", year=2025)
+    (store.snapshots_dir(data_dir) / "2026-broken.sqlite").write_bytes(b"not sqlite" * 50)
+    (data_dir / "active" / "2026").write_text("2026-broken\n")
+    with LiveServer(create_app(load({"data_dir": str(data_dir)}))) as url:
+        r = httpx.get(url + "/v1/scores/01000001")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+        ready = httpx.get(url + "/readyz")
+        assert ready.status_code == 503
+        assert any("2026-broken" in p for p in ready.json()["error"]["problems"])
+
+
+def test_readyz_and_metrics_say_when_the_watcher_cannot_follow(data_dir, tmp_path):
+    first = publish(data_dir, tmp_path, "01000001,5,5,,,,\n")
+    app = create_app(load({"data_dir": str(data_dir), "reload_interval": "0.05s"}))
+    with LiveServer(app) as url, httpx.Client(base_url=url) as c:
+        assert c.get("/readyz").status_code == 200
+        store.pointer_path(data_dir, 2026).write_bytes(b"\xff\xfe not utf-8")
+        deadline = time.monotonic() + 10
+        while c.get("/readyz").status_code != 503:
+            assert time.monotonic() < deadline, "/readyz never said it"
+            time.sleep(0.05)
+        assert c.get("/v1/scores/01000001").json()["scores"]["toan"] == 5.0  # still served
+        metric = [line for line in c.get("/metrics").text.splitlines()
+                  if line.startswith("diemthi_watch_errors_total")]
+        assert metric and float(metric[0].split()[1]) >= 1
+        second = publish(data_dir, tmp_path, "01000001,9,9,,,,\n", name="again")
+        while c.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline + 10, "the next activation was never taken"
+            time.sleep(0.05)
+        assert c.get("/readyz").json()["years"]["2026"]["snapshot"] == second != first
+
+
+def test_serve_says_when_the_data_dir_does_not_exist(tmp_path):
+    port = free_port()
+    missing = tmp_path / "nonexistent"
+    proc = subprocess.Popen([sys.executable, "-m", "diemthi", "serve", "--data-dir",
+                             str(missing), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        r = get_when_up(f"http://127.0.0.1:{port}/readyz", proc)
+        assert r.status_code == 503 and any(str(missing) in p
+                                            for p in r.json()["error"]["problems"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0]
+    assert f"the data dir {missing} does not exist" in output

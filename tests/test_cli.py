@@ -78,6 +78,38 @@ def test_ctrl_c_mid_import_leaves_nothing_half_done(data_dir, tmp_path):
     assert [p.name for p in partial.iterdir()] == [f"{before[2026]}.sqlite"]
 
 
+def test_activate_keeps_a_release_time_with_the_pointer(data_dir, tmp_path):
+    f = write(tmp_path / "a.csv", "sbd,toan\n01000001,5\n")
+    assert run("import", "--data-dir", str(data_dir), "--year", "2026", str(f)).exit_code == 0
+    (sid,) = [s.id for s in store.list_snapshots(data_dir)]
+    r = run("activate", "--data-dir", str(data_dir), "--release-at", "2026-07-12T08:00", sid)
+    assert r.exit_code == 0 and "Công bố từ 08:00 ngày 12/07/2026" in r.output
+    pointer = store.read_pointer(data_dir, 2026)
+    assert pointer.snapshot == sid and pointer.release_at.isoformat() == "2026-07-12T08:00:00+07:00"
+    listed = run("snapshots", "--data-dir", str(data_dir)).output
+    assert f"* {sid}" in listed and "công bố từ 08:00 ngày 12/07/2026" in listed
+    r = run("activate", "--data-dir", str(data_dir), "--release-at", "now", sid)
+    assert r.exit_code == 0 and store.read_pointer(data_dir, 2026).release_at is None
+    from diemthi import history
+
+    events = [(e["action"], e.get("release_at")) for e in history.read(data_dir)]
+    assert events[-2:] == [("activate", "2026-07-12T08:00:00+07:00"), ("release_at", "now")]
+    r = run("activate", "--data-dir", str(data_dir), "--release-at", "tomorrow", sid)
+    assert r.exit_code == 2
+    assert run("activate", "--data-dir", str(data_dir), "x" * 10_000).exit_code == 1
+
+
+def test_serve_help_lists_every_service_setting():
+    from diemthi.settings import Settings
+
+    text = run("serve", "--help").output
+    service = [f.name for f in Settings.__dataclass_fields__.values()  # the chatbot's are
+               if not f.name.startswith(("zalo_", "chatbot_"))]  # env only (README)
+    for name in service:
+        flag = "--" + name.replace("_", "-")
+        assert flag in text, flag
+
+
 def test_activate_with_an_absurd_id_is_refused_not_a_traceback(data_dir):
     for bad in ("x" * 10_000, "../../etc/passwd", "\x1b[2Jid", ""):
         r = CliRunner().invoke(cli, ["activate", "--data-dir", str(data_dir), bad])

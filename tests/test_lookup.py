@@ -77,3 +77,133 @@ async def test_a_cancelled_request_does_not_cancel_the_others(info):
     assert b'"toan":9.0' in await second
     assert first.cancelled() and s.stats.store_keys == 1
     await s.close()
+
+
+async def wait_until(predicate, seconds: float = 10) -> None:
+    """Wait on a condition with a deadline (never a fixed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not predicate():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def second_snapshot(data_dir, tmp_path) -> str:
+    f = write(tmp_path / "b.csv", "sbd,toan,ngu_van\n01000001,9,9\n")
+    return import_files(data_dir, 2026, [f]).snapshot_id
+
+
+async def test_an_unused_old_snapshot_closes_at_the_switch(data_dir, tmp_path, info):
+    store.activate(data_dir, info.id)
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+    old = lookup.served[2026]
+    store.activate(data_dir, second_snapshot(data_dir, tmp_path))
+    await lookup.refresh()
+    assert lookup.served[2026] is not old and old.retired
+    await wait_until(lambda: old.closed)  # not 30 s later: nobody was using it
+    await lookup.close()
+
+
+async def test_an_old_snapshot_stays_open_until_its_last_user_is_done(data_dir, tmp_path, info):
+    store.activate(data_dir, info.id)
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+    old = lookup.served[2026]
+    with old.hold():  # e.g. the chatbot answering a message with three SBDs
+        store.activate(data_dir, second_snapshot(data_dir, tmp_path))
+        await lookup.refresh()
+        assert old.retired and not old.closed
+        assert b'"toan":3.0' in await old.get("01000003")  # still reads from the old file
+    await wait_until(lambda: old.closed)
+    await lookup.close()
+
+
+async def test_close_is_idempotent_and_waits_for_pending_reads(info):
+    s = await open_served(info)
+    pending = [asyncio.ensure_future(s.get(f"01{i:06d}")) for i in range(1, 50)]
+    await asyncio.sleep(0)  # the reads are queued
+    await asyncio.gather(s.close(), s.close())
+    assert all(b is not None for b in await asyncio.gather(*pending))
+    assert s.closed
+    await s.close()  # and again, later
+
+
+def bad_manifest_snapshot(data_dir) -> str:
+    w = store.SnapshotWriter(data_dir, "2026-no-rows")
+    w.add([1000001], [b'"scores":{}}'])
+    w.finish({"year": 2026})  # no "rows": a key missing
+    return w.id
+
+
+@pytest.mark.parametrize("breakage", ["invalid utf-8", "missing manifest key", "garbage file"])
+async def test_the_watcher_survives_anything_and_says_so(data_dir, tmp_path, info, breakage):
+    store.activate(data_dir, info.id)
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+    watcher = asyncio.ensure_future(lookup.watch(0.01))
+    pointer = store.pointer_path(data_dir, 2026)
+    if breakage == "invalid utf-8":
+        pointer.write_bytes(b"\xff\xfe\xfd")
+    elif breakage == "missing manifest key":
+        store.activate(data_dir, bad_manifest_snapshot(data_dir))
+    else:
+        (store.snapshots_dir(data_dir) / "2026-junk.sqlite").write_bytes(b"junk" * 100)
+        pointer.write_text("2026-junk")
+    await wait_until(lambda: lookup.stats.watch_errors > 0)
+    assert lookup.served[2026].id == info.id  # the good one stays served
+    assert lookup.problems and not lookup.ready
+    new = second_snapshot(data_dir, tmp_path)
+    store.activate(data_dir, new)  # a later activation is still picked up
+    await wait_until(lambda: lookup.served[2026].id == new)
+    await wait_until(lambda: lookup.ready)
+    assert not watcher.done()
+    watcher.cancel()
+    await lookup.close()
+
+
+async def test_the_current_year_never_falls_back(data_dir, tmp_path):
+    old = import_files(data_dir, 2025, [write(tmp_path / "x.csv", "sbd,toan\n01000001,5\n")],
+                       activate=True).snapshot_id
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+    assert lookup.current_year == 2025 and lookup.ready
+    (data_dir / "active" / "2026").write_text("2026-missing\n")  # activated, cannot open
+    await lookup.refresh()
+    assert lookup.current_year == 2026 and 2026 not in lookup.served
+    assert any("2026" in p for p in lookup.problems) and not lookup.ready
+    pinned = Lookup(data_dir, year=2024)
+    await pinned.refresh()
+    assert pinned.current_year == 2024 and any("2024" in p for p in pinned.problems)
+    assert lookup.served[2025].id == old
+    await lookup.close()
+    await pinned.close()
+
+
+async def test_a_missing_data_dir_is_a_problem_said_in_the_log(tmp_path, caplog):
+    lookup = Lookup(tmp_path / "nowhere")
+    with caplog.at_level("ERROR", logger="diemthi.lookup"):
+        await lookup.refresh()
+        await lookup.refresh()
+    assert [r.message for r in caplog.records].count(
+        f"the data dir {tmp_path / 'nowhere'} does not exist: nothing to serve") == 1
+    assert any("nowhere" in p for p in lookup.problems) and not lookup.ready
+
+
+async def test_refresh_outlives_any_exception(data_dir, info, monkeypatch):
+    store.activate(data_dir, info.id)
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+
+    def broken(data_dir):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(store, "pointer_years", broken)
+    await lookup.refresh()  # does not raise: startup and the watcher go on
+    assert lookup.stats.watch_errors == 1 and not lookup.ready
+    assert "something nobody foresaw" in " ".join(lookup.problems)
+    assert lookup.served[2026].id == info.id
+    monkeypatch.undo()
+    await lookup.refresh()
+    assert lookup.ready
+    await lookup.close()

@@ -55,3 +55,30 @@ def test_zalo_windows_from_the_environment():
     assert (d.zalo_free_window, d.zalo_reply_window, d.zalo_max_skew) == (172800, 604800, 900)
     with pytest.raises(SettingsError, match="DIEMTHI_ZALO_REPLY_WINDOW"):
         load(environ={"DIEMTHI_ZALO_REPLY_WINDOW": "7 weeks"})
+
+
+def test_secrets_never_print():
+    env = {"DIEMTHI_ZALO_APP_ID": "123", "DIEMTHI_ZALO_OA_SECRET_KEY": "oa-very-secret",
+           "DIEMTHI_ZALO_ACCESS_TOKEN": "access-tok", "DIEMTHI_ZALO_REFRESH_TOKEN": "refresh-tok",
+           "DIEMTHI_ZALO_APP_SECRET": "app-sec"}
+    s = load(environ=env)
+    for text in (repr(s), str(s), f"{s}", repr([s])):
+        assert not any(v in text for v in ("oa-very-secret", "access-tok", "refresh-tok",
+                                           "app-sec"))
+        assert text.count("Secret('**********')") == 4 and "zalo_app_id='123'" in text
+    assert s.zalo_access_token == "access-tok"  # the client reads the real value
+
+
+def test_year_limits_and_durations():
+    s = load(environ={})
+    assert s.year is None and s.max_connections >= 256 and s.max_header_bytes >= 8192
+    assert 0 < s.header_timeout <= 60
+    s = load({"year": "2026", "header_timeout": "5m", "reload_interval": "500"},
+             environ={"DIEMTHI_MAX_CONNECTIONS": "300"})
+    assert (s.year, s.header_timeout, s.reload_interval, s.max_connections) == (
+        2026, 300.0, 500.0, 300)
+    assert load(environ={"DIEMTHI_RELOAD_INTERVAL": "2s"}).reload_interval == 2.0
+    for env in ({"DIEMTHI_YEAR": "0000"}, {"DIEMTHI_HEADER_TIMEOUT": "soon"},
+                {"DIEMTHI_HEADER_TIMEOUT": "0s"}, {"DIEMTHI_MAX_CONNECTIONS": "0"}):
+        with pytest.raises(SettingsError, match=next(iter(env))):
+            load(environ=env)

@@ -2,9 +2,11 @@ import hashlib
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 from diemthi import store
+from diemthi.settings import parse_release_at
 from diemthi.importer import import_files
 from tests.conftest import write
 
@@ -20,7 +22,8 @@ def test_activation_flips_a_pointer_and_rolls_back(data_dir, tmp_path):
     assert store.active_ids(data_dir) == {2026: second}
     store.activate(data_dir, first)
     assert store.active_ids(data_dir) == {2026: first}
-    assert (data_dir / "active" / "2026").read_text().strip() == first
+    assert orjson.loads((data_dir / "active" / "2026").read_bytes()) == {
+        "snapshot": first, "release_at": None}
     assert [p.name for p in (data_dir / "active").iterdir()] == ["2026"]  # no temp left
     assert [s.id for s in store.list_snapshots(data_dir)] == [first, second]
 
@@ -62,3 +65,38 @@ def test_writer_abort_leaves_nothing(data_dir):
     assert w.add([1000001, 1000002, 1000001], [b"a", b"b", b"c"]) == [2]
     w.abort()
     assert os.listdir(store.snapshots_dir(data_dir)) == []
+
+
+def test_release_time_is_kept_with_the_pointer(data_dir, tmp_path):
+    first = make(data_dir, tmp_path, "5")
+    later = parse_release_at("2026-07-12T08:00")
+    store.activate(data_dir, first, later)
+    assert store.read_pointer(data_dir, 2026) == store.Pointer(first, later)
+    second = make(data_dir, tmp_path, "6")  # import --activate during the embargo
+    assert store.read_pointer(data_dir, 2026) == store.Pointer(second, later)  # kept
+    store.activate(data_dir, first, None)  # lifted
+    assert store.read_pointer(data_dir, 2026) == store.Pointer(first, None)
+
+
+def test_plain_text_pointers_of_before_are_read(data_dir, tmp_path):
+    sid = make(data_dir, tmp_path, "5")
+    (data_dir / "active" / "2026").write_text(sid + "\n")
+    assert store.read_pointer(data_dir, 2026) == store.Pointer(sid)
+    assert store.active_ids(data_dir) == {2026: sid}
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe2026", b'{"release_at": null}', b"{not json",
+                                     b'{"snapshot": "a/../b"}', b"x" * 10_000,
+                                     b'{"snapshot": "x", "release_at": "tomorrow"}',
+                                     b'{"snapshot": 5}', b'{"snapshot": ""}'])
+def test_unreadable_pointers_are_a_store_error(data_dir, content):
+    (data_dir / "active").mkdir()
+    (data_dir / "active" / "2026").write_bytes(content)
+    with pytest.raises(store.StoreError):
+        store.read_pointer(data_dir, 2026)
+    assert store.active_ids(data_dir) == {}
+
+
+def test_a_very_long_id_is_refused_not_a_traceback(data_dir):
+    with pytest.raises(store.StoreError):
+        store.activate(data_dir, "2026-" + "x" * 10_000)

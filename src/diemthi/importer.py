@@ -29,17 +29,15 @@ from typing import Callable, Iterable, Iterator, Sequence
 import orjson
 
 from . import __version__, history, store
+from .bodies import MAX_SCORE, body_formatter
 from .dialects import (LANGUAGE_CODE, OLD_SUFFIX, SBD, Chunk, DialectError, Part, Table,
                        open_table, parse_maps, shown)
 from .sbd import is_sbd
 from .statuses import status_of
 from .reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces, subjects_for
 
-MAX_SCORE = 1000  # hundredths
 _NUMBER_RE = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 _MEMO_LIMIT = 50_000  # distinct strings remembered per column; garbage beyond is re-parsed
-_SCORE_TEXT = [orjson.dumps(h / 100).decode() for h in range(MAX_SCORE + 1)]
-_TOTAL_TEXT = [orjson.dumps(h / 100).decode() for h in range(3 * MAX_SCORE + 1)]
 
 
 class ImportRefused(Exception):
@@ -136,8 +134,7 @@ class _Converter:
         self.plan = plan
         self.keys = [key for _, key, _ in plan.subjects]
         self.provinces = set(provinces(plan.year))
-        self.languages = {code: ',"foreign_language":' + orjson.dumps(
-            {"code": code, "name": name}).decode() for code, name in LANGUAGES.items()}
+        self.languages = LANGUAGES  # code -> name
         self.memo: dict[str, int] = {}  # cell -> hundredths, valid non-empty cells only
         # (subjects sat, language) -> (body function, [(combination, its three positions)])
         self.formats: dict[tuple[tuple[int, ...], str],
@@ -162,27 +159,14 @@ class _Converter:
 
     def compile(self, taken: tuple[int, ...], language: str
                 ) -> tuple[Callable[[list[int]], str], list[tuple[str, list[int]]]]:
-        """The function that writes a body for rows of this pattern, and its combinations.
-
-        For rows with toan, vat_li, hoa_hoc sat (no language) it is, for example::
-
-            lambda v: '"scores":{"toan":%s,"vat_li":%s,"hoa_hoc":%s},"combinations":{"A00":%s}}'
-                      % (S[v[0]], S[v[1]], S[v[2]], T[v[0]+v[1]+v[2]],)
-        """
+        """The function that writes a body for rows of this pattern
+        (:func:`bodies.body_formatter`), and its combinations."""
         keys = [self.keys[i] for i in taken]
-        scores = ",".join(f'"{key}":%s' for key in keys)
         combos = [(c.code, [keys.index(k) for k in c.subjects]) for c in COMBINATIONS.values()
                   if set(keys).issuperset(c.subjects)
                   and (c.language is None or c.language == language)]
-        template = ('"scores":{' + scores + "}" + self.languages.get(language, "")
-                    + ',"combinations":{' + ",".join(f'"{code}":%s' for code, _ in combos)
-                    + "}}")
-        args = [f"S[v[{j}]]" for j in range(len(keys))]
-        args += [f"T[v[{a}]+v[{b}]+v[{c}]]" for _, (a, b, c) in combos]
-        # Generated like namedtuple's methods: one call and one % per row, no inner loop.
-        source = f"lambda v: {template!r} % ({', '.join(args)},)" if args \
-            else f"lambda v: {template!r}"
-        fn = eval(source, {"S": _SCORE_TEXT, "T": _TOTAL_TEXT})  # noqa: S307 - our text only
+        name = self.languages.get(language)
+        fn = body_formatter(keys, (language, name) if name else None, combos)
         found = self.formats[(taken, language)] = (fn, combos)
         return found
 

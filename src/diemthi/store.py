@@ -4,7 +4,8 @@ Layout under the data dir::
 
     snapshots/<id>.sqlite      one per import, never modified after the rename into place
     snapshots/.<id>.partial    being written; never listed, never served
-    active/<year>              the id served for that year, replaced by rename
+    active/<year>              the pointer: {"snapshot": id, "release_at": iso|null}, replaced
+                               by rename (a plain id in pointers written before)
     reports/                   import reports
 
 A snapshot holds ``manifest(json)``, ``candidates(sbd INTEGER PRIMARY KEY, body BLOB)``,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
@@ -254,8 +256,7 @@ _ID_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU
 
 
 def get_snapshot(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
-    if not snapshot_id or len(snapshot_id) > 100 or snapshot_id.startswith(".") \
-            or not _ID_CHARS.issuperset(snapshot_id):
+    if not _valid_id(snapshot_id):
         shown = snapshot_id[:40] + ("…" if len(snapshot_id) > 40 else "")
         raise StoreError(f"'{shown.encode('unicode_escape').decode()}' không phải mã bản chụp "
                          "(xem: diemthi snapshots)")
@@ -265,24 +266,96 @@ def get_snapshot(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
     return SnapshotInfo(snapshot_id, path, read_manifest(path))
 
 
-def active_ids(data_dir: Path) -> dict[int, str]:
-    """Year → active snapshot id, read from the pointers (a few tiny files)."""
+@dataclass(frozen=True)
+class Pointer:
+    """What ``active/<year>`` says: the snapshot served for that year, and from when."""
+
+    snapshot: str
+    release_at: datetime | None = None
+
+    def dumps(self) -> bytes:
+        return orjson.dumps({"snapshot": self.snapshot, "release_at":
+                             self.release_at.isoformat() if self.release_at else None})
+
+
+MAX_POINTER_BYTES = 4096
+
+
+def pointer_path(data_dir: Path, year: int) -> Path:
+    return data_dir / "active" / str(year)
+
+
+def pointer_years(data_dir: Path) -> list[int]:
+    """The years that have a pointer file (served or not), oldest first."""
     folder = data_dir / "active"
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and len(p.name) == 4)
+
+
+def read_pointer(data_dir: Path, year: int) -> Pointer:
+    """The pointer of ``year``: ``{"snapshot": id, "release_at": iso|null}``, or the plain
+    id that pointers held before release times were kept with them."""
+    path = pointer_path(data_dir, year)
+    try:
+        raw = path.read_bytes()[:MAX_POINTER_BYTES + 1]
+        if len(raw) > MAX_POINTER_BYTES:
+            raise ValueError("quá lớn")
+        text = raw.decode("utf-8").strip()
+        if text.startswith("{"):
+            doc = orjson.loads(text)
+            snapshot_id = doc["snapshot"]
+            at = doc.get("release_at")
+            pointer = Pointer(snapshot_id, datetime.fromisoformat(at) if at else None)
+        else:
+            pointer = Pointer(text)
+        if not isinstance(pointer.snapshot, str) or not _valid_id(pointer.snapshot) or (
+                pointer.release_at is not None and pointer.release_at.tzinfo is None):
+            raise ValueError("nội dung sai")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StoreError(f"con trỏ {path} không đọc được ({exc})") from exc
+    return pointer
+
+
+def active_ids(data_dir: Path) -> dict[int, str]:
+    """Year → active snapshot id, for the years whose pointer is readable and whose
+    snapshot exists (a few tiny files)."""
     out: dict[int, str] = {}
-    if folder.is_dir():
-        for pointer in folder.iterdir():
-            if pointer.name.isdigit():
-                snapshot_id = pointer.read_text(encoding="utf-8").strip()
-                if snapshot_path(data_dir, snapshot_id).is_file():
-                    out[int(pointer.name)] = snapshot_id
+    for year in pointer_years(data_dir):
+        try:
+            snapshot_id = read_pointer(data_dir, year).snapshot
+        except StoreError:
+            continue
+        if snapshot_path(data_dir, snapshot_id).is_file():
+            out[year] = snapshot_id
     return out
 
 
-def activate(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
-    """Make a snapshot the one served for its year: one atomic rename of a pointer."""
+KEEP = object()  # activate(): keep the release time the year's pointer has
+
+
+def activate(data_dir: Path, snapshot_id: str,
+             release_at: datetime | None | object = KEEP) -> SnapshotInfo:
+    """Make a snapshot the one served for its year: one atomic rename of a pointer.
+
+    The release time goes with the pointer; by default the year's current one is kept,
+    so replacing a snapshot during the embargo does not publish it early.
+    """
     info = get_snapshot(data_dir, snapshot_id)
-    atomic_write(data_dir / "active" / str(info.year), (snapshot_id + "\n").encode())
+    if release_at is KEEP:
+        try:
+            release_at = read_pointer(data_dir, info.year).release_at
+        except StoreError:
+            release_at = None
+    pointer = Pointer(snapshot_id, release_at)  # type: ignore[arg-type]
+    atomic_write(pointer_path(data_dir, info.year), pointer.dumps())
     return info
+
+
+def _valid_id(snapshot_id: str) -> bool:
+    """The one rule for a snapshot id (letters, digits, ``-_.``; never a path)."""
+    return bool(snapshot_id) and len(snapshot_id) <= 100 and not snapshot_id.startswith(".") \
+        and _ID_CHARS.issuperset(snapshot_id)
 
 
 def envelope(info: SnapshotInfo, tail: Tail | None = None) -> Envelope:
