@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from typing import Any, AsyncIterator, Callable
 from urllib.parse import parse_qs
 
@@ -28,12 +27,13 @@ from .lookup import Lookup
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import spec
 from .ratelimit import ClientAddress, NetworkAllow, RateLimiter
-from .responses import JSON, error_body, error_response
+from .responses import JSON, error_body, error_response, etag_matches
 from .sbd import is_sbd
 from .settings import Settings
 from .stats import StatsEndpoint
 
 SWITCH_INTERVAL = 0.001  # seconds; see lifespan
+YEARS = (2000, 2100)  # the exam years ?year= may name
 
 
 class ScoresEndpoint:
@@ -41,8 +41,6 @@ class ScoresEndpoint:
 
     def __init__(self, settings: Settings, lookup: Lookup):
         self.lookup = lookup
-        self.release_at = settings.release_at
-        self.release_ts = settings.release_at.timestamp() if settings.release_at else 0.0
         self.cache_control = f"public, max-age={settings.max_age}".encode()
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) \
             if settings.rate_limit > 0 else None
@@ -68,32 +66,37 @@ class ScoresEndpoint:
             years = parse_qs(scope["query_string"].decode("latin-1")).get("year")
             if years:
                 text = years[-1]
-                if len(text) != 4 or not text.isdigit() or not text.isascii():
+                if len(text) != 4 or not text.isdigit() or not text.isascii() \
+                        or not YEARS[0] <= int(text) <= YEARS[1]:
                     return self.error(400, "invalid_year", messages.INVALID_YEAR)
                 year = int(text)
-        if self.release_ts and time.time() < self.release_ts:
-            wait = str(max(1, int(self.release_ts - time.time()))).encode()
-            return self.error(403, "not_published", messages.not_published(self.release_at),
-                              [(b"retry-after", wait), (b"cache-control", b"no-store")],
-                              release_at=self.release_at.isoformat())
+        lookup = self.lookup
         if year is None:
-            year = self.lookup.latest_year
+            year = lookup.current_year
             if year is None:
                 return self.error(503, "not_ready", messages.NOT_READY,
                                   [(b"retry-after", b"10")])
-        snapshot = self.lookup.served.get(year)
-        if snapshot is None:
+        if year not in lookup.pointers:  # never another year's data
             return self.error(404, "year_not_found", messages.year_not_found(year))
+        release = lookup.release(year)
+        if release.at is not None and not release.published():
+            wait = str(max(1, int(release.seconds_left()))).encode()
+            return self.error(403, "not_published", messages.not_published(release.at),
+                              [(b"retry-after", wait), (b"cache-control", b"no-store")],
+                              release_at=release.at.isoformat())
+        snapshot = lookup.served.get(year)
+        if snapshot is None:  # activated, but its snapshot cannot be opened here
+            return self.error(503, "not_ready", messages.NOT_READY, [(b"retry-after", b"10")])
         etag = snapshot.etag(sbd)
         headers = [(b"etag", etag), (b"cache-control", self.cache_control)]
-        for name, value in scope["headers"]:
-            if name == b"if-none-match" and (value.strip() == b"*" or etag in value):
-                return 304, headers, b""
         found = await snapshot.get(sbd)
-        if found is None:
-            headers.append((b"content-type", JSON))
-            return 404, headers, error_body("not_found", messages.not_found(sbd, year))
         headers.append((b"content-type", JSON))
+        if found is None:  # conditionals apply to a 2xx only (RFC 9110, 13.2.1)
+            return 404, headers, error_body("not_found", messages.not_found(sbd, year))
+        conditions = [value for name, value in scope["headers"] if name == b"if-none-match"]
+        if conditions and etag_matches(b",".join(conditions), etag):
+            headers.pop()
+            return 304, headers, b""
         return 200, headers, found
 
     @staticmethod
@@ -108,12 +111,24 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """200 when this process serves exactly what staff activated; 503 says what is not."""
     lookup: Lookup = request.app.state.lookup
-    if not lookup.ready:
-        return error_response(503, "not_ready", messages.NOT_READY)
-    years = {str(y): {"snapshot": s.id, "rows": s.rows} for y, s in lookup.served.items()}
-    return Response(orjson.dumps({"status": "ready", "years": years}),
-                    media_type="application/json")
+    years = {}
+    for year in sorted(set(lookup.pointers) | set(lookup.served)):
+        pointer, served = lookup.pointers.get(year), lookup.served.get(year)
+        release = lookup.release(year)
+        years[str(year)] = {
+            "snapshot": served.id if served else None, "rows": served.rows if served else 0,
+            "active": pointer.snapshot if pointer else None,
+            "release_at": release.at.isoformat() if release.at else None,
+            "published": release.published()}
+    problems = lookup.problems
+    if not lookup.served or problems:
+        body = error_body("not_ready", messages.NOT_READY, problems=problems,
+                          year=lookup.current_year, years=years)
+        return Response(body, 503, media_type="application/json")
+    return Response(orjson.dumps({"status": "ready", "year": lookup.current_year,
+                                  "years": years}), media_type="application/json")
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -144,7 +159,8 @@ def create_app(settings: Settings) -> Starlette:
     """The app for these settings; everything it shares hangs off ``app.state``."""
     lookup = Lookup(settings.data_dir, cache_size=settings.cache_size,
                     negative_cache_size=settings.negative_cache_size,
-                    batch_size=settings.batch_size)
+                    batch_size=settings.batch_size, year=settings.year,
+                    release_override=settings.release_at)
     metrics = Metrics(lookup)
     openapi = orjson.dumps(spec())
 
@@ -185,6 +201,7 @@ def create_app(settings: Settings) -> Starlette:
         middleware.append(Middleware(ReadOnlyCORS, origins=settings.cors_origins))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.router.redirect_slashes = False  # its Location would come from the Host header
     app.state.settings = settings
     app.state.lookup = lookup
     app.state.metrics = metrics

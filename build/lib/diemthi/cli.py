@@ -6,15 +6,18 @@ Exit codes: 0 success, 1 input refused (bad rows, unknown snapshot, SBD not foun
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 import orjson
 
-from . import backup as backup_mod, importer, national, settings as settings_mod, standing, store
+from . import (backup as backup_mod, changes, history, importer, messages, national, server,
+               settings as settings_mod, standing, store)
 from .files import PRIVATE_UMASK, exposed_secrets
 from .reference import SUBJECTS, provinces
 from .sbd import is_sbd
@@ -55,20 +58,35 @@ def cli() -> None:
               help="Map a header we do not recognise to a column key (or 'ignore').")
 @click.option("--jobs", type=click.IntRange(1), default=None,
               help="Worker processes converting rows [default: CPU count, up to 4].")
+@click.option("--base", default=None, metavar="SNAPSHOT",
+              help="FILES are changes (after phúc khảo) to this snapshot: a new snapshot is "
+                   "the base plus the changes.")
+@click.option("--by", default=None, metavar="NAME",
+              help="Who is importing, for the history [default: the OS user].")
+@click.option("--reason", default=None, metavar="TEXT", help="Why, for the history.")
+@click.option("--skip-unchanged", is_flag=True,
+              help="Do nothing when the active snapshot of YEAR was built from these very "
+                   "files (same names and sha256).")
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(dir_okay=False, path_type=Path))
 def import_command(data_dir: Path | None, year: int, activate: bool, max_errors: int,
-                   maps: tuple[str, ...], jobs: int | None, files: tuple[Path, ...]) -> None:
+                   maps: tuple[str, ...], jobs: int | None, base: str | None, by: str | None,
+                   reason: str | None, skip_unchanged: bool, files: tuple[Path, ...]) -> None:
     """Build one snapshot of YEAR from all FILES (CSV or XLSX) together."""
     settings = _settings(data_dir=data_dir)
     try:
-        result = importer.import_files(settings.data_dir, year, list(files), activate=activate,
-                                       max_errors=max_errors, maps=maps, jobs=jobs,
-                                       progress=_progress_bar)
+        with _sigterm_as_exit():
+            result = _run_import(settings.data_dir, year, base, list(files), activate=activate,
+                                 max_errors=max_errors, maps=maps, jobs=jobs, by=by,
+                                 reason=reason, skip_unchanged=skip_unchanged)
     except importer.ImportRefused as exc:
         if exc.result is not None:
             print_summary(exc.result)
         refuse(str(exc))
+        return
+    if result.unchanged:
+        click.echo(f"Không nhập lại: bản chụp {result.snapshot_id} đang phục vụ năm {year} "
+                   "được tạo từ đúng các tệp này.")
         return
     print_summary(result)
     click.secho(f"Bản chụp: {result.snapshot_id}", fg="green", bold=True)
@@ -80,13 +98,36 @@ def import_command(data_dir: Path | None, year: int, activate: bool, max_errors:
                    f"{settings.data_dir} {result.snapshot_id}")
 
 
+def _run_import(data_dir: Path, year: int, base: str | None, files: list[Path],
+                **options: Any) -> importer.ImportResult:
+    if base is not None:
+        options.pop("jobs"), options.pop("skip_unchanged")
+        return changes.import_changes(data_dir, year, base, files, **options)
+    return importer.import_files(data_dir, year, files, progress=_progress_bar, **options)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM ends an import as Ctrl-C does: the partial snapshot is removed on the way."""
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _progress_bar(table: Any) -> Any:
     from tqdm import tqdm  # only long imports on a terminal need it
 
-    csv = table.kind == "csv"
-    return tqdm(total=table.size, desc=table.path.name, unit="B" if csv else " dòng",
-                unit_scale=csv, file=sys.stderr, disable=not sys.stderr.isatty(),
-                leave=False)
+    return tqdm(total=table.size, desc=table.path.name, unit="B", unit_scale=True,
+                file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
 
 
 def print_summary(result: importer.ImportResult) -> None:
@@ -94,6 +135,11 @@ def print_summary(result: importer.ImportResult) -> None:
     echo = click.echo
     for f in result.files:
         echo(f"{f.name} ({f.dialect}): {f.rows} dòng, nhập {f.imported}, lỗi {f.bad_rows}")
+        for sheet in f.sheets:
+            echo(f"  trang {sheet.name}: {sheet.rows} dòng, nhập {sheet.imported}, "
+                 f"lỗi {sheet.bad_rows}")
+        for name, why in f.skipped:
+            click.secho(f"  bỏ qua trang {name}: {why}", fg="yellow")
         if f.ignored:
             echo(f"  cột bỏ qua: {', '.join(f.ignored)}")
     names = provinces(result.year)
@@ -109,31 +155,72 @@ def print_summary(result: importer.ImportResult) -> None:
                  f"{s.max:>9.2f}")
     echo(f"Tổng: {result.imported} thí sinh.")
     for warning in result.warnings:
-        click.secho(f"Cảnh báo: {warning}", fg="yellow")
+        if "bỏ qua trang" not in warning:  # skipped sheets are listed under their file
+            click.secho(f"Cảnh báo: {warning}", fg="yellow")
     if result.errors:
         click.secho(f"{result.bad_rows} dòng lỗi:", fg="red", err=True)
         for e in result.errors[:SHOWN_ERRORS]:
             click.echo(f"  {e}", err=True)
-        if len(result.errors) > SHOWN_ERRORS:
-            click.echo(f"  ... và {len(result.errors) - SHOWN_ERRORS} lỗi nữa trong báo cáo",
-                       err=True)
+        count = max(result.error_count, len(result.errors))
+        if count > SHOWN_ERRORS:
+            click.echo(f"  ... và {count - SHOWN_ERRORS} lỗi nữa trong báo cáo", err=True)
     if result.report_path:
         echo(f"Báo cáo: {result.report_path}")
 
 
 @cli.command()
 @data_dir_option
+@click.option("--release-at", default=None, metavar="ISO-TIME|now",
+              help="Publish this year from then on (no zone = Vietnam time); 'now' lifts "
+                   "the embargo [default: keep the year's current release time].")
+@click.option("--by", default=None, metavar="NAME",
+              help="Who is activating, for the history [default: the OS user].")
+@click.option("--reason", default=None, metavar="TEXT", help="Why, for the history.")
 @click.argument("snapshot")
-def activate(data_dir: Path | None, snapshot: str) -> None:
+def activate(data_dir: Path | None, release_at: str | None, by: str | None,
+             reason: str | None, snapshot: str) -> None:
     """Serve SNAPSHOT for its year (an older one rolls back)."""
     settings = _settings(data_dir=data_dir)
+    when: Any = store.KEEP
+    if release_at is not None:
+        try:
+            when = None if release_at.strip().lower() == "now" else \
+                settings_mod.parse_release_at(release_at)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--release-at") from exc
     try:
-        info = store.activate(settings.data_dir, snapshot)
+        previous = store.active_ids(settings.data_dir)
+        info = store.activate(settings.data_dir, snapshot, when)
     except store.StoreError as exc:
         refuse(str(exc))
         return
+    pointer = store.read_pointer(settings.data_dir, info.year)
+    same = previous.get(info.year) == info.id  # only the release time changes
+    history.append(settings.data_dir, "release_at" if same and release_at else "activate",
+                   year=info.year, snapshot=info.id, previous=None if same else
+                   previous.get(info.year), by=by, reason=reason,
+                   release_at=pointer.release_at.isoformat() if pointer.release_at
+                   else ("now" if release_at else None))
     click.secho(f"Đã kích hoạt {info.id} cho năm {info.year} "
                 f"({info.manifest['rows']} thí sinh).", fg="green")
+    if pointer.release_at is not None:
+        click.echo(f"Công bố từ {messages.when(pointer.release_at)} (giờ Việt Nam).")
+
+
+@cli.command("history")
+@data_dir_option
+@click.option("--year", type=click.IntRange(2000, 2100), default=None,
+              help="Only this exam year's events.")
+@click.option("--json", "as_json", is_flag=True, help="The lines as stored (JSON).")
+def history_command(data_dir: Path | None, year: int | None, as_json: bool) -> None:
+    """What was imported, activated or refused, by whom, from which files, oldest first."""
+    settings = _settings(data_dir=data_dir)
+    found = False
+    for event in history.read(settings.data_dir, year):
+        found = True
+        click.echo(orjson.dumps(event).decode() if as_json else history.describe(event))
+    if not found:
+        click.echo(f"Chưa có sự kiện nào trong {history.path(settings.data_dir)}.")
 
 
 @cli.command()
@@ -150,8 +237,17 @@ def snapshots(data_dir: Path | None) -> None:
         mark = "*" if active.get(info.year) == info.id else " "
         m = info.manifest
         files = ", ".join(f["name"] for f in m["files"])
+        note = _release_note(settings.data_dir, info) if mark == "*" else ""
         click.echo(f"{mark} {info.id}  năm {info.year}  {m['rows']:>9} thí sinh  "
-                   f"{m['created_at']}  {files}")
+                   f"{m['created_at']}  {files}{note}")
+
+
+def _release_note(data_dir: Path, info: store.SnapshotInfo) -> str:
+    try:
+        at = store.read_pointer(data_dir, info.year).release_at
+    except store.StoreError:
+        return ""
+    return f"  công bố từ {messages.when(at)}" if at else ""
 
 
 @cli.command()
@@ -247,23 +343,61 @@ def import_distribution(data_dir: Path | None, year: int | None, bundled: bool, 
     click.secho(f"Đã lưu phổ điểm cả nước: {len(stored)} năm.", fg="green")
 
 
+def _serve_options(command: Any) -> Any:
+    """``serve``'s flags: one per setting of the service (the chatbot's: DIEMTHI_* only)."""
+    command = click.option("--access-log/--no-access-log", default=None,
+                           help="Log every request [env DIEMTHI_ACCESS_LOG; off].")(command)
+    for name, kind, meta, text in reversed([
+        ("host", str, "ADDR", "Address to listen on [env DIEMTHI_HOST; 127.0.0.1]."),
+        ("port", int, "N", "Port [env DIEMTHI_PORT; 8000]."),
+        ("workers", click.IntRange(1), "N", "uvicorn worker processes [env DIEMTHI_WORKERS; 1]."),
+        ("year", click.IntRange(2000, 2100), "YYYY", "Exam year answered without ?year= "
+         "[env DIEMTHI_YEAR; the latest year with an active snapshot]."),
+        ("release-at", str, "ISO-TIME", "Embargo for every year: 'not yet published' until "
+         "then, overriding each year's own release time [env DIEMTHI_RELEASE_AT]."),
+        ("rate-limit", float, "PER-S", "Requests per second per client, 0 = off "
+         "[env DIEMTHI_RATE_LIMIT; 0]."),
+        ("rate-burst", click.IntRange(1), "N", "Burst per client [env DIEMTHI_RATE_BURST; 20]."),
+        ("trusted-proxies", str, "NETS", "Comma-separated networks whose X-Forwarded-For is "
+         "believed [env DIEMTHI_TRUSTED_PROXIES; none]."),
+        ("metrics-allow", str, "NETS", "Comma-separated networks that may read /metrics "
+         "[env DIEMTHI_METRICS_ALLOW; loopback only]."),
+        ("cors-origins", str, "ORIGINS", "Comma-separated origins that may call the read-only "
+         "API from a browser (a Zalo Mini App) [env DIEMTHI_CORS_ORIGINS; none]."),
+        ("public-url", str, "URL", "Public base URL of the pages, for absolute links "
+         "[env DIEMTHI_PUBLIC_URL; none]."),
+        ("max-header-bytes", click.IntRange(1), "N", "Request line and headers, at most; "
+         "beyond: 431 [env DIEMTHI_MAX_HEADER_BYTES; 16384]."),
+        ("header-timeout", str, "DURATION", "Time to receive a request's headers; beyond: "
+         "408 and closed [env DIEMTHI_HEADER_TIMEOUT; 10s]."),
+        ("max-connections", click.IntRange(1), "N", "Open connections per worker; beyond: "
+         "503 and closed [env DIEMTHI_MAX_CONNECTIONS; 1000]."),
+        ("reload-interval", str, "DURATION", "How often to check the activation pointers "
+         "[env DIEMTHI_RELOAD_INTERVAL; 2s]."),
+        ("cache-size", click.IntRange(0), "N", "Responses cached per snapshot "
+         "[env DIEMTHI_CACHE_SIZE; 200000]."),
+        ("negative-cache-size", click.IntRange(0), "N", "Unknown SBDs remembered per "
+         "snapshot [env DIEMTHI_NEGATIVE_CACHE_SIZE; 50000]."),
+        ("batch-size", click.IntRange(1), "N", "Cache misses per SQLite read, at most "
+         "[env DIEMTHI_BATCH_SIZE; 256]."),
+        ("max-age", click.IntRange(0), "SECONDS", "Cache-Control max-age of answers "
+         "[env DIEMTHI_MAX_AGE; 300]."),
+    ]):
+        command = click.option(f"--{name}", type=kind, default=None, metavar=meta,
+                               help=text)(command)
+    return command
+
+
 @cli.command()
 @data_dir_option
-@click.option("--host", default=None, help="Address to listen on [env DIEMTHI_HOST; 127.0.0.1].")
-@click.option("--port", type=int, default=None, help="[env DIEMTHI_PORT; 8000]")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="uvicorn worker processes [env DIEMTHI_WORKERS; 1].")
-@click.option("--release-at", default=None, metavar="ISO-TIME",
-              help="Embargo: answer 'not yet published' until then [env DIEMTHI_RELEASE_AT].")
-@click.option("--access-log/--no-access-log", default=None,
-              help="Log every request [env DIEMTHI_ACCESS_LOG; off].")
-def serve(data_dir: Path | None, host: str | None, port: int | None, workers: int | None,
-          release_at: str | None, access_log: bool | None) -> None:
-    """Serve the active snapshots over HTTP (other settings: DIEMTHI_* env, see README)."""
-    import uvicorn
+@_serve_options
+def serve(data_dir: Path | None, **flags: Any) -> None:
+    """Serve the active snapshots over HTTP.
 
-    flags = {"data_dir": data_dir, "host": host, "port": port, "workers": workers,
-             "release_at": release_at, "access_log": access_log}
+    Every flag has a DIEMTHI_* variable; the chatbot's settings are variables only
+    (see README).
+    """
+    flags = {"data_dir": data_dir, **flags}
     settings = _settings(**flags)
     for path in exposed_secrets(settings.data_dir):
         click.secho(f"Cảnh báo: {path} chứa bí mật nhưng người dùng khác đọc được; "
@@ -275,20 +409,16 @@ def serve(data_dir: Path | None, host: str | None, port: int | None, workers: in
             answers.load(settings.chatbot_answers)
         except answers.AnswersError as exc:
             raise click.UsageError(str(exc)) from exc
-    common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                  access_log=settings.access_log, proxy_headers=False,
-                  timeout_graceful_shutdown=10, log_level="info")
     if settings.workers == 1:
         from .app import create_app
 
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        server.run(server.config(settings, create_app(settings)))
         return
     # Worker processes build their own app from the environment: pass the flags on.
     for name, value in flags.items():
         if value is not None:
             os.environ[settings_mod.PREFIX + name.upper()] = str(value)
-    uvicorn.run("diemthi.app:app_from_environment", factory=True, workers=settings.workers,
-                **common)  # type: ignore[arg-type]
+    server.run(server.config(settings, "diemthi.app:app_from_environment", factory=True))
 
 
 @cli.command("backup")

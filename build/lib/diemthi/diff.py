@@ -1,6 +1,11 @@
 """What changed between two snapshots of one year (after phúc khảo): per candidate and
-subject, the old and the new score. Combination totals follow from the scores and are
-not listed."""
+subject, the old and the new value.
+
+One row per changed (candidate, subject), as ``diemthi diff`` prints it (CSV
+``sbd,subject,old,new``); a score as staff read it (7.75, 9), a status as its key
+(``absent``), a subject not sat as empty. Combination totals follow from the scores and
+are not listed. The chatbot's change notice uses the same comparison.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ from typing import IO, Iterator
 import orjson
 
 from . import store
+from .reference import SUBJECTS
 
 HEADER = ("sbd", "subject", "old", "new")
+_ORDER = {key: i for i, key in enumerate(SUBJECTS)}
 
 
 def score_text(value: float | None) -> str:
@@ -22,16 +29,23 @@ def score_text(value: float | None) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def changed_scores(old: dict | None, new: dict | None) -> list[tuple[str, str, str]]:
-    """(subject, old, new) for each subject whose score differs between two candidate
-    documents (None: the candidate is missing from that snapshot)."""
-    before = (old or {}).get("scores", {})
-    after = (new or {}).get("scores", {})
-    out = []
-    for key in sorted(set(before) | set(after)):
-        if before.get(key) != after.get(key):
-            out.append((key, score_text(before.get(key)), score_text(after.get(key))))
+def cells(doc: dict | None) -> dict[str, str]:
+    """Subject → what the candidate has in it: a score, or a status by its key."""
+    if doc is None:
+        return {}
+    out = {key: score_text(value) for key, value in doc.get("scores", {}).items()}
+    out.update(doc.get("statuses") or {})
     return out
+
+
+def changed_scores(old: dict | None, new: dict | None) -> list[tuple[str, str, str]]:
+    """(subject, old, new) for each subject that differs between two candidate documents
+    (None: the candidate is missing from that snapshot), in the subjects' order."""
+    before, after = cells(old), cells(new)
+    return [(key, before.get(key, ""), after.get(key, ""))
+            for key in sorted(before.keys() | after.keys(),
+                              key=lambda k: (_ORDER.get(k, len(_ORDER)), k))
+            if before.get(key, "") != after.get(key, "")]
 
 
 def candidate(info: store.SnapshotInfo, sbd: str) -> dict | None:
@@ -39,7 +53,8 @@ def candidate(info: store.SnapshotInfo, sbd: str) -> dict | None:
     return orjson.loads(body) if body else None
 
 
-def changes(old: store.SnapshotInfo, new: store.SnapshotInfo) -> Iterator[tuple[str, str, str, str]]:
+def changes(old: store.SnapshotInfo,
+            new: store.SnapshotInfo) -> Iterator[tuple[str, str, str, str]]:
     """(sbd, subject, old, new) for every changed (candidate, subject), in SBD order.
 
     SQLite compares the stored bodies (one join over both files); only the rows that
@@ -54,13 +69,11 @@ def changes(old: store.SnapshotInfo, new: store.SnapshotInfo) -> Iterator[tuple[
             "USING (sbd) WHERE b.body IS NULL OR a.body != b.body "
             "UNION ALL SELECT b.sbd, NULL, b.body FROM b.candidates b "
             "WHERE b.sbd NOT IN (SELECT sbd FROM a.candidates) ORDER BY 1")
-        env_a, env_b = store.envelope(old), store.envelope(new)
         for number, body_a, body_b in rows:
-            sbd = f"{number:08d}"
-            doc_a = orjson.loads(env_a.body(sbd, body_a)) if body_a else None
-            doc_b = orjson.loads(env_b.body(sbd, body_b)) if body_b else None
+            doc_a = orjson.loads(b"{" + body_a) if body_a else None
+            doc_b = orjson.loads(b"{" + body_b) if body_b else None
             for subject, before, after in changed_scores(doc_a, doc_b):
-                yield sbd, subject, before, after
+                yield f"{number:08d}", subject, before, after
     finally:
         db.close()
 

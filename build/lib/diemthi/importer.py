@@ -9,11 +9,13 @@ processes while the parent checks duplicates and writes SQLite.
 from __future__ import annotations
 
 import csv
+import ctypes
 import gc
 import hashlib
 import multiprocessing
 import os
 import re
+import signal
 from array import array
 from collections import Counter, deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -22,20 +24,20 @@ from datetime import datetime, timezone
 from itertools import chain, compress, repeat
 from operator import floordiv, itemgetter
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import orjson
 
-from . import __version__, store
-from .dialects import LANGUAGE_CODE, SBD, Chunk, DialectError, Table, open_table, parse_maps
+from . import __version__, history, store
+from .bodies import MAX_SCORE, body_formatter
+from .dialects import (LANGUAGE_CODE, OLD_SUFFIX, SBD, Chunk, DialectError, Part, Table,
+                       open_table, parse_maps, shown)
 from .sbd import is_sbd
+from .statuses import status_of
 from .reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces, subjects_for
 
-MAX_SCORE = 1000  # hundredths
 _NUMBER_RE = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 _MEMO_LIMIT = 50_000  # distinct strings remembered per column; garbage beyond is re-parsed
-_SCORE_TEXT = [orjson.dumps(h / 100).decode() for h in range(MAX_SCORE + 1)]
-_TOTAL_TEXT = [orjson.dumps(h / 100).decode() for h in range(3 * MAX_SCORE + 1)]
 
 
 class ImportRefused(Exception):
@@ -53,9 +55,15 @@ class RowError:
     column: str
     value: str
     reason: str  # Vietnamese, for staff
+    sheet: str = ""  # a workbook's sheet: the line is "Sheet2!17"
+
+    @property
+    def where(self) -> str:
+        return f"{self.sheet}!{self.line}" if self.sheet else str(self.line)
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: cột '{self.column}' = '{self.value}': {self.reason}"
+        return (f"{self.file}:{self.where}: cột '{shown(self.column)}' = '{shown(self.value)}': "
+                f"{self.reason}")
 
 
 def parse_score(raw: str) -> int | None | str:
@@ -69,10 +77,12 @@ def parse_score(raw: str) -> int | None | str:
     if number is None:
         return "điểm không phải là số"
     sign, whole, frac = number.group(1), number.group(2), number.group(3) or ""
+    if sign or len(whole.lstrip("0")) > 2:
+        return "điểm phải từ 0 đến 10"  # "-0" too: a sign is a typo, not a score
     if frac.rstrip("0")[2:]:
         return "điểm có quá hai chữ số thập phân"
-    hundredths = int(whole) * 100 + int((frac + "00")[:2])
-    if sign and hundredths or hundredths > MAX_SCORE:
+    hundredths = int(whole.lstrip("0") or "0") * 100 + int((frac + "00")[:2])
+    if hundredths > MAX_SCORE:
         return "điểm phải từ 0 đến 10"
     return hundredths
 
@@ -87,6 +97,7 @@ class Plan:
     subjects: tuple[tuple[int, str, str], ...]  # (cell index, key, header)
     language: tuple[int, str] | None
     width: int  # number of header cells
+    sheet: str = ""  # a workbook's sheet; "" for CSV
 
 
 @dataclass
@@ -98,6 +109,9 @@ class ChunkResult:
     bodies: list[str] | bytes = field(default_factory=list)
     lines: Sequence[int] = field(default_factory=list)  # line of each record
     errors: list[RowError] = field(default_factory=list)
+    # bad rows whose SBD is valid: a later row with that SBD is still a duplicate
+    bad_sbds: list[int] | array = field(default_factory=list)
+    bad_lines: list[int] | array = field(default_factory=list)
     bad_rows: int = 0
     rows: int = 0
     # (subject or combination, province) -> hundredths -> candidates: the distribution
@@ -120,8 +134,7 @@ class _Converter:
         self.plan = plan
         self.keys = [key for _, key, _ in plan.subjects]
         self.provinces = set(provinces(plan.year))
-        self.languages = {code: ',"foreign_language":' + orjson.dumps(
-            {"code": code, "name": name}).decode() for code, name in LANGUAGES.items()}
+        self.languages = LANGUAGES  # code -> name
         self.memo: dict[str, int] = {}  # cell -> hundredths, valid non-empty cells only
         # (subjects sat, language) -> (body function, [(combination, its three positions)])
         self.formats: dict[tuple[tuple[int, ...], str],
@@ -146,27 +159,14 @@ class _Converter:
 
     def compile(self, taken: tuple[int, ...], language: str
                 ) -> tuple[Callable[[list[int]], str], list[tuple[str, list[int]]]]:
-        """The function that writes a body for rows of this pattern, and its combinations.
-
-        For rows with toan, vat_li, hoa_hoc sat (no language) it is, for example::
-
-            lambda v: '"scores":{"toan":%s,"vat_li":%s,"hoa_hoc":%s},"combinations":{"A00":%s}}'
-                      % (S[v[0]], S[v[1]], S[v[2]], T[v[0]+v[1]+v[2]],)
-        """
+        """The function that writes a body for rows of this pattern
+        (:func:`bodies.body_formatter`), and its combinations."""
         keys = [self.keys[i] for i in taken]
-        scores = ",".join(f'"{key}":%s' for key in keys)
         combos = [(c.code, [keys.index(k) for k in c.subjects]) for c in COMBINATIONS.values()
                   if set(keys).issuperset(c.subjects)
                   and (c.language is None or c.language == language)]
-        template = ('"scores":{' + scores + "}" + self.languages.get(language, "")
-                    + ',"combinations":{' + ",".join(f'"{code}":%s' for code, _ in combos)
-                    + "}}")
-        args = [f"S[v[{j}]]" for j in range(len(keys))]
-        args += [f"T[v[{a}]+v[{b}]+v[{c}]]" for _, (a, b, c) in combos]
-        # Generated like namedtuple's methods: one call and one % per row, no inner loop.
-        source = f"lambda v: {template!r} % ({', '.join(args)},)" if args \
-            else f"lambda v: {template!r}"
-        fn = eval(source, {"S": _SCORE_TEXT, "T": _TOTAL_TEXT})  # noqa: S307 - our text only
+        name = self.languages.get(language)
+        fn = body_formatter(keys, (language, name) if name else None, combos)
         found = self.formats[(taken, language)] = (fn, combos)
         return found
 
@@ -181,7 +181,7 @@ class _Converter:
         get_scores = itemgetter(*idxs) if len(idxs) > 1 else (lambda c: (c[idxs[0]],))
         positions = range(len(idxs))
         memo_get, patterns, known_provinces = self.memo.get, self.patterns, self.provinces
-        file, width = plan.file, plan.width
+        file, width, sheet = plan.file, plan.width, plan.sheet
         for line, cells in zip(*chunk.table()):
             if len(cells) != width:
                 if not any(c.strip() for c in cells):
@@ -190,17 +190,21 @@ class _Converter:
                     out.rows += 1
                     out.bad_rows += 1
                     errors.append(RowError(file, line, "(cả dòng)", f"{len(cells)} ô",
-                                           f"dòng có {len(cells)} ô, tiêu đề có {width} ô"))
+                                           f"dòng có {len(cells)} ô, tiêu đề có {width} ô",
+                                           sheet))
                     continue
-            out.rows += 1
             n_errors = len(errors)
             sbd = cells[sbd_i]
             if not is_sbd(sbd) or sbd[:2] not in known_provinces:
+                if not any(c.strip() for c in cells):
+                    continue  # an empty row of the header's width (';;' under 'SBD;Toán')
                 sbd = self.check_sbd(sbd, line, errors)
+            out.rows += 1
             vals = get_scores(cells)
             values = list(map(memo_get, compress(vals, vals)))
+            statuses = None
             if None in values:  # a cell not seen before: parse cell by cell
-                taken, values = self.slow_scores(vals, line, errors)
+                taken, values, statuses = self.slow_scores(vals, line, errors)
             else:
                 taken = tuple(compress(positions, vals))
             language = cells[lang_i] if lang_i >= 0 else ""
@@ -208,11 +212,18 @@ class _Converter:
                 language = self.check_language(language, line, errors)
             if len(errors) != n_errors:
                 out.bad_rows += 1
+                if is_sbd(sbd):
+                    out.bad_sbds.append(int(sbd))  # type: ignore[union-attr]
+                    out.bad_lines.append(line)  # type: ignore[union-attr]
                 continue
             fmt, seen = (patterns.get((taken, language, sbd[:2]))
                          or self.pattern(taken, language, sbd[:2]))
             seen.append(values)
-            bodies.append(fmt(values))  # type: ignore[union-attr]
+            if statuses:  # beside the scores, never one of them
+                bodies.append(fmt(values)[:-1] + ',"statuses":'  # type: ignore[union-attr]
+                              + orjson.dumps(statuses).decode() + "}")
+            else:
+                bodies.append(fmt(values))  # type: ignore[union-attr]
             sbds.append(int(sbd))  # type: ignore[union-attr]
             lines.append(line)  # type: ignore[attr-defined]
         for n, count in Counter(map(floordiv, sbds, repeat(1_000_000))).items():
@@ -232,24 +243,25 @@ class _Converter:
         sbd = sbd.strip()
         if not is_sbd(sbd):
             errors.append(RowError(self.plan.file, line, self.plan.sbd[1], sbd,
-                                   "SBD phải gồm đúng 8 chữ số"))
+                                   "SBD phải gồm đúng 8 chữ số", self.plan.sheet))
         elif sbd[:2] not in self.provinces:
             errors.append(RowError(self.plan.file, line, self.plan.sbd[1], sbd,
                                    f"mã tỉnh '{sbd[:2]}' không có trong danh mục "
-                                   f"năm {self.plan.year}"))
+                                   f"năm {self.plan.year}", self.plan.sheet))
         return sbd
 
     def check_language(self, raw: str, line: int, errors: list[RowError]) -> str:
         code = raw.strip().upper()
         if code and code not in self.languages:
             errors.append(RowError(self.plan.file, line, self.plan.language[1],  # type: ignore
-                                   raw, "mã ngoại ngữ phải là một trong N1..N7"))
+                                   raw, "mã ngoại ngữ phải là một trong N1..N7",
+                                   self.plan.sheet))
         return code
 
-    def slow_scores(self, vals: tuple[str, ...], line: int,
-                    errors: list[RowError]) -> tuple[tuple[int, ...], list[int]]:
-        """Cell by cell, for rows with a string not seen before (or a bad one)."""
-        taken, values = [], []
+    def slow_scores(self, vals: tuple[str, ...], line: int, errors: list[RowError]
+                    ) -> tuple[tuple[int, ...], list[int], dict[str, str] | None]:
+        """Cell by cell, for rows with a string not seen before, a status or a bad one."""
+        taken, values, statuses = [], [], None
         for i, raw in enumerate(vals):
             h = self.memo.get(raw)
             if h is None:
@@ -257,11 +269,17 @@ class _Converter:
             if h is None:
                 continue
             if isinstance(h, str):
-                errors.append(RowError(self.plan.file, line, self.plan.subjects[i][2], raw, h))
+                status = status_of(raw.strip())
+                if status is not None:
+                    statuses = statuses or {}
+                    statuses[self.keys[i]] = status
+                    continue
+                errors.append(RowError(self.plan.file, line, self.plan.subjects[i][2], raw, h,
+                                       self.plan.sheet))
                 continue
             taken.append(i)
             values.append(h)
-        return tuple(taken), values
+        return tuple(taken), values, statuses
 
 
 def _merge(into: dict[tuple[str, str], Counter], key: tuple[str, str], counted: Counter) -> None:
@@ -289,10 +307,23 @@ def convert_chunk(plan: Plan, chunk: Chunk) -> ChunkResult:
     out.sbds = array("q", out.sbds)
     out.bodies = "\n".join(out.bodies).encode()  # type: ignore[arg-type]
     out.lines = array("q", out.lines)
+    out.bad_sbds = array("q", out.bad_sbds)
+    out.bad_lines = array("q", out.bad_lines)
     return out
 
 
 # --- orchestration -----------------------------------------------------------------------
+
+SAMPLE_ERRORS = 1000  # bad cells kept in memory and shown; the report has every one
+
+
+@dataclass
+class SheetSummary:
+    name: str
+    rows: int = 0
+    imported: int = 0
+    bad_rows: int = 0
+
 
 @dataclass
 class FileSummary:
@@ -303,6 +334,8 @@ class FileSummary:
     imported: int = 0
     bad_rows: int = 0
     ignored: list[str] = field(default_factory=list)
+    sheets: list[SheetSummary] = field(default_factory=list)  # workbooks only
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (sheet, why)
 
 
 @dataclass
@@ -319,12 +352,14 @@ class ImportResult:
     files: list[FileSummary]
     provinces: dict[str, int]
     subjects: dict[str, SubjectStats]
-    errors: list[RowError]
+    errors: list[RowError]  # the first SAMPLE_ERRORS, in file order
     warnings: list[str]
     report_path: Path | None = None
     snapshot_id: str | None = None
     snapshot_path: Path | None = None
     activated: bool = False
+    error_count: int = 0  # every bad cell, as in the report
+    unchanged: bool = False  # skip_unchanged: the active snapshot has these very files
 
     @property
     def imported(self) -> int:
@@ -344,6 +379,28 @@ class _Inline(Executor):
         return future
 
 
+def _worker_init(parent: int) -> None:
+    """A converting worker: dies with its parent, and leaves Ctrl-C to it.
+
+    A worker that took the terminal's SIGINT could die half-way through reading the task
+    queue or writing a result, and the parent's executor would then wait in its shutdown
+    for a message that never comes: the hang seen once in ~25 Ctrl-C tests. Only the
+    parent reacts; it cancels what is queued and the workers finish their chunk and exit.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # PR_SET_PDEATHSIG: the kernel kills us when the parent dies, even by SIGKILL
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: orphans end when their task queue breaks
+    if os.getppid() != parent:  # it died before the line above ran
+        os._exit(1)
+
+
+def _pool(workers: int) -> Executor:
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -352,13 +409,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _plan(table: Table, year: int) -> Plan:
-    cols = table.columns
-    subjects = tuple((i, key, table.headers[i]) for key, i in cols.items() if key in SUBJECTS)
-    lang = (cols[LANGUAGE_CODE], table.headers[cols[LANGUAGE_CODE]]) if LANGUAGE_CODE in cols \
+def _plan(table: Table, part: Part, year: int) -> Plan:
+    cols, headers = part.columns, part.headers
+    subjects = tuple((i, key, headers[i]) for key, i in cols.items() if key in SUBJECTS)
+    lang = (cols[LANGUAGE_CODE], headers[cols[LANGUAGE_CODE]]) if LANGUAGE_CODE in cols \
         else None
-    return Plan(table.path.name, year, (cols[SBD], table.headers[cols[SBD]]), subjects, lang,
-                len(table.headers))
+    return Plan(table.path.name, year, (cols[SBD], headers[cols[SBD]]), subjects, lang,
+                len(headers), part.sheet)
 
 
 def _warnings(table: Table, year: int) -> list[str]:
@@ -370,28 +427,56 @@ def _warnings(table: Table, year: int) -> list[str]:
     for key in table.columns:
         if key in SUBJECTS and key not in examined:
             out.append(f"{table.path.name}: môn '{SUBJECTS[key].name}' không thi năm {year}")
+    for sheet, why in table.skipped:
+        out.append(f"{table.path.name}: bỏ qua trang '{shown(sheet)}': {why}")
     return out
 
 
-def _new_snapshot_id(year: int, created: datetime, digests: list[str], data_dir: Path) -> str:
-    salt = 0
-    while True:
-        h = hashlib.sha256(("".join(digests) + created.isoformat() + str(salt)).encode())
-        snapshot_id = f"{year}-{created:%Y%m%dT%H%M%S}Z-{h.hexdigest()[:8]}"
-        if not store.snapshot_path(data_dir, snapshot_id).exists():
-            return snapshot_id
-        salt += 1
+def new_snapshot_id(year: int, created: datetime, digests: list[str]) -> str:
+    """Unique even for two imports of the same files in the same second (random salt)."""
+    h = hashlib.sha256(("".join(digests) + created.isoformat()).encode() + os.urandom(16))
+    return f"{year}-{created:%Y%m%dT%H%M%S}Z-{h.hexdigest()[:8]}"
 
 
-def write_report(path: Path, errors: list[RowError]) -> Path:
-    """Every bad row, one line per bad cell, as a CSV staff can open in Excel."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["tệp", "dòng", "cột", "giá trị", "lý do"])
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> str:
+    """A report cell that Excel shows as text: '=HYPERLINK(...)' must not become a formula."""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+class Report:
+    """The import report: every bad cell written as it is found, a bounded sample kept."""
+
+    HEADER = ["tệp", "dòng", "cột", "giá trị", "lý do"]
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)  # staff and the service group
+        self.fh = open(fd, "w", encoding="utf-8-sig", newline="")
+        self.writer = csv.writer(self.fh)
+        self.writer.writerow(self.HEADER)
+        self.sample: list[RowError] = []
+        self.count = 0
+
+    def add(self, errors: Iterable[RowError]) -> None:
         for e in errors:
-            w.writerow([e.file, e.line, e.column, e.value, e.reason])
-    return path
+            self.count += 1
+            if len(self.sample) < SAMPLE_ERRORS:
+                self.sample.append(e)
+            self.writer.writerow([_cell(e.file), e.where, _cell(e.column),
+                                  _cell(shown(e.value, 200)), e.reason])
+
+    def note(self, file: str, sheet: str, what: str) -> None:
+        """A line about a whole sheet (rows read, or why it was skipped)."""
+        self.writer.writerow([_cell(file), _cell(sheet), "(cả trang)", "", _cell(what)])
+
+    def close(self) -> Path:
+        self.fh.close()
+        return self.path
 
 
 ProgressFactory = Callable[[Table], object]  # returns a thing with update(n) and close()
@@ -399,124 +484,259 @@ ProgressFactory = Callable[[Table], object]  # returns a thing with update(n) an
 
 def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool = False,
                  max_errors: int = 0, maps: Iterable[str] = (), jobs: int | None = None,
-                 progress: ProgressFactory | None = None) -> ImportResult:
+                 progress: ProgressFactory | None = None, by: str | None = None,
+                 reason: str | None = None, skip_unchanged: bool = False) -> ImportResult:
     """Build one snapshot of ``year`` from all ``files``; refuse it all on bad rows.
 
     Raises :class:`ImportRefused` (nothing built, nothing activated) when a file cannot be
     read or there are more than ``max_errors`` bad rows; the report is written either way.
+    Every outcome leaves a line in the history (``import``, ``activate`` or ``refused``).
     """
-    if not 2000 <= year <= 2100:
-        raise ImportRefused(f"năm thi '{year}' không hợp lệ")
+    try:
+        result = _import(data_dir, year, files, activate=activate, max_errors=max_errors,
+                         maps=maps, jobs=jobs, progress=progress, skip_unchanged=skip_unchanged)
+    except ImportRefused as exc:
+        history.append(data_dir, "refused", year=year, files=file_records(files), by=by,
+                       reason=reason, error=str(exc),
+                       bad_rows=exc.result.bad_rows if exc.result else None)
+        raise
+    if not result.unchanged:
+        record(data_dir, result, by=by, reason=reason)
+    return result
+
+
+def file_records(files: Iterable[Path | FileSummary]) -> list[dict]:
+    """Names and sha256 of source files, as the history and manifests keep them."""
+    out = []
+    for f in files:
+        if isinstance(f, FileSummary):
+            out.append({"name": f.name, "sha256": f.sha256})
+        else:
+            path = Path(f)
+            try:
+                out.append({"name": path.name, "sha256": _sha256(path)})
+            except OSError:
+                out.append({"name": path.name, "sha256": None})
+    return out
+
+
+def open_tables(files: list[Path], maps: Iterable[str]) -> list[Table]:
+    """Recognise every file first: one unreadable file refuses the whole import."""
     if not files:
         raise ImportRefused("chưa chỉ ra tệp điểm nào")
     try:
         folded_maps = parse_maps(list(maps))
-        tables = [open_table(Path(f), folded_maps) for f in files]
+        return [open_table(Path(f), folded_maps) for f in files]
     except DialectError as exc:
         raise ImportRefused(str(exc)) from exc
+
+
+def summarise(tables: list[Table]) -> list[FileSummary]:
+    return [FileSummary(t.path.name, _sha256(t.path), t.describe, ignored=t.ignored,
+                        skipped=list(t.skipped)) for t in tables]
+
+
+def record(data_dir: Path, result: ImportResult, by: str | None, reason: str | None,
+           rows: int | None = None, **extra: object) -> None:
+    """The history lines of a built snapshot: its import, and its activation if any."""
+    history.append(data_dir, "import", year=result.year, snapshot=result.snapshot_id,
+                   files=file_records(result.files),
+                   rows=result.imported if rows is None else rows,
+                   bad_rows=result.bad_rows, by=by, reason=reason, **extra)
+    if result.activated:
+        history.append(data_dir, "activate", year=result.year, snapshot=result.snapshot_id,
+                       by=by, reason=reason)
+
+
+def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max_errors: int,
+            maps: Iterable[str], jobs: int | None, progress: ProgressFactory | None,
+            skip_unchanged: bool) -> ImportResult:
+    if not 2000 <= year <= 2100:
+        raise ImportRefused(f"năm thi '{year}' không hợp lệ")
+    tables = open_tables(files, maps)
     names = [t.path.name for t in tables]
     if len(set(names)) != len(names):
         raise ImportRefused("hai tệp trùng tên: " + ", ".join(sorted(names)))
+    for t in tables:
+        old = [h for p in t.parts for k, h in ((k, p.headers[i]) for k, i in p.columns.items())
+               if k.endswith(OLD_SUFFIX)]
+        if old:
+            raise ImportRefused(f"{t.path.name}: cột '{shown(old[0])}' là điểm cũ của tệp sửa "
+                                "điểm; tệp sửa điểm nhập bằng --base SNAPSHOT")
 
     created = datetime.now(timezone.utc)
-    digests = [_sha256(t.path) for t in tables]
-    summaries = [FileSummary(t.path.name, d, t.describe, ignored=t.ignored)
-                 for t, d in zip(tables, digests)]
+    summaries = summarise(tables)
+    digests = [s.sha256 for s in summaries]
+    if skip_unchanged:
+        same = _same_as_active(data_dir, year, summaries, max_errors)
+        if same is not None:
+            return ImportResult(year, summaries, {}, {}, [], [], snapshot_id=same.id,
+                                snapshot_path=same.path, activated=True, unchanged=True)
     warnings = [w for t in tables for w in _warnings(t, year)]
-    snapshot_id = _new_snapshot_id(year, created, digests, data_dir)
-    totals = _Totals()
-    total = sum(t.size for t in tables if t.kind == "csv")
+    snapshot_id = new_snapshot_id(year, created, digests)
+    store.clean_partials(data_dir)
+    report = Report(data_dir / "reports" / f"import-{snapshot_id}.csv")
+    totals = _Totals(report, max_errors)
+    total = sum(t.size for t in tables)
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 4)
     pool: Executor = _Inline()
     if workers > 1 and total > (4 << 20):
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    writer = store.SnapshotWriter(data_dir, snapshot_id)
+        pool = _pool(workers)
+    writer: store.SnapshotWriter | None = None
+    order = 0
     try:
+        writer = store.SnapshotWriter(data_dir, snapshot_id)
         for table, summary in zip(tables, summaries):
-            plan = _plan(table, year)
             bar = progress(table) if progress else None
-            pending: deque[tuple[Future, int]] = deque()  # bounded: memory stays flat
-            for chunk in chain(table.chunks(), [None]):  # None: the end, take what is left
-                if chunk is not None:
-                    pending.append((pool.submit(convert_chunk, plan, chunk), len(chunk.data)))
-                while pending and (chunk is None or len(pending) > 2 * workers):
-                    future, size = pending.popleft()
-                    totals.absorb(future.result(), writer, plan, summary)
-                    if bar is not None:
-                        bar.update(size)  # type: ignore[attr-defined]
+            for part in table.parts:
+                plan = _plan(table, part, year)
+                sheet = SheetSummary(part.sheet)
+                if table.kind == "xlsx":
+                    summary.sheets.append(sheet)
+                order += 1 << 32  # rows are ordered by (part, line)
+                pending: deque[tuple[Future, int]] = deque()  # bounded: memory stays flat
+                for chunk in chain(part.chunks(), [None]):  # None: the end, take the rest
+                    if chunk is not None:
+                        pending.append((pool.submit(convert_chunk, plan, chunk),
+                                        len(chunk.data)))
+                    while pending and (chunk is None or len(pending) > 2 * workers):
+                        future, size = pending.popleft()
+                        totals.absorb(future.result(), writer, plan, (summary, sheet), order)
+                        if bar is not None:
+                            bar.update(size)  # type: ignore[attr-defined]
             if bar is not None:
                 bar.close()  # type: ignore[attr-defined]
     except DialectError as exc:  # a file unreadable further down than its head
-        writer.abort()
+        writer.abort()  # type: ignore[union-attr]
+        report.close()
         raise ImportRefused(f"{table.path.name}: {exc}; không tạo bản chụp nào") from exc
     except BaseException:
-        writer.abort()  # Ctrl-C or a crash: no partial file stays behind
+        if writer is not None:
+            writer.abort()  # Ctrl-C or a crash: no partial file stays behind
+        report.close()
         raise
     finally:
         pool.shutdown(cancel_futures=True)
 
-    errors = sorted(totals.errors, key=lambda e: (names.index(e.file), e.line))
+    for summary in summaries:
+        for sheet in summary.sheets:
+            report.note(summary.name, sheet.name, f"đọc {sheet.rows} dòng, nhập "
+                                                  f"{sheet.imported}, lỗi {sheet.bad_rows}")
+        for name, why in summary.skipped:
+            report.note(summary.name, name, f"bỏ qua: {why}")
     result = ImportResult(year, summaries, dict(sorted(totals.provinces.items())),
-                          _stats(totals.counts), errors, warnings,
-                          report_path=write_report(
-                              data_dir / "reports" / f"import-{snapshot_id}.csv", errors))
+                          _stats(totals.counts), report.sample, warnings,
+                          report_path=report.close(), error_count=report.count)
     bad_rows = result.bad_rows
     if bad_rows > max_errors or result.imported == 0:
         writer.abort()
         why = (f"{bad_rows} dòng lỗi (cho phép tối đa {max_errors})" if bad_rows > max_errors
                else "không có dòng điểm nào")
         raise ImportRefused(f"không nhập: {why}; không tạo bản chụp nào", result)
+    return finish(data_dir, writer, _manifest(result, snapshot_id, created, max_errors),
+                  result, activate, totals.distribution())
+
+
+def finish(data_dir: Path, writer: store.SnapshotWriter, manifest: dict,
+           result: ImportResult, activate: bool,
+           distribution: Iterable[tuple[str, str, int, int]] = ()) -> ImportResult:
+    """Put the snapshot in place (whole or not at all), and serve it if asked.
+
+    ``distribution``: (key, province, hundredths, candidates) rows, the snapshot's phổ
+    điểm from which ranks are counted when it is served."""
     try:
-        result.snapshot_path = writer.finish(
-            _manifest(result, snapshot_id, created, max_errors),
-            ((key, province, value, count) for (key, province), counted in totals.counts.items()
-             for value, count in counted.items() if count))
+        result.snapshot_path = writer.finish(manifest, distribution)
     except BaseException:
         writer.abort()
         raise
-    result.snapshot_id = snapshot_id
+    result.snapshot_id = writer.id
     if activate:
-        store.activate(data_dir, snapshot_id)
+        store.activate(data_dir, writer.id)
         result.activated = True
     return result
 
 
-@dataclass
+def _same_as_active(data_dir: Path, year: int, summaries: list[FileSummary],
+                    max_errors: int) -> store.SnapshotInfo | None:
+    """The active snapshot of ``year`` when it was built from these very files."""
+    active = store.active_ids(data_dir).get(year)
+    if active is None:
+        return None
+    info = store.get_snapshot(data_dir, active)
+    built = [(f["name"], f["sha256"]) for f in info.manifest.get("files", [])]
+    if built == [(f.name, f.sha256) for f in summaries] and not info.manifest.get("base") \
+            and info.manifest.get("max_errors") == max_errors:
+        return info
+    return None
+
+
 class _Totals:
     """What the parent adds up from the converted chunks, in file order."""
 
-    errors: list[RowError] = field(default_factory=list)
-    provinces: Counter = field(default_factory=Counter)
-    counts: dict[tuple[str, str], Counter] = field(default_factory=dict)
+    def __init__(self, report: Report, max_errors: int):
+        self.report = report
+        self.max_errors = max_errors
+        self.bad_rows = 0
+        self.provinces: Counter = Counter()
+        # (key, province) -> hundredths -> candidates: the snapshot's distribution tables
+        self.counts: dict[tuple[str, str], Counter] = {}
+        # SBDs of bad rows: a later good row with one is a duplicate all the same
+        self.bad_seen: dict[int, int] = {}
 
     def absorb(self, r: ChunkResult, writer: store.SnapshotWriter, plan: Plan,
-               summary: FileSummary) -> None:
-        dups = _write(writer, r, plan)
-        self.errors += r.errors + dups
-        summary.rows += r.rows
-        summary.bad_rows += r.bad_rows + len(dups)
-        summary.imported += len(r.sbds) - len(dups)
+               summaries: tuple[FileSummary, SheetSummary], order: int) -> None:
+        dups = self.write(writer, r, plan, order)
+        errors = r.errors + dups
+        if dups:
+            errors.sort(key=lambda e: e.line)
+        self.report.add(errors)
+        for summary in summaries:
+            summary.rows += r.rows
+            summary.bad_rows += r.bad_rows + len(dups)
+            summary.imported += len(r.sbds) - len(dups)
         self.provinces.update(r.provinces)
         for key, counted in r.counts.items():
             _merge(self.counts, key, counted)
 
-
-def _write(writer: store.SnapshotWriter, r: ChunkResult, plan: Plan) -> list[RowError]:
-    """Insert a chunk; a row whose SBD is already in the snapshot is an error, dropped."""
-    dups: list[RowError] = []
-    if not r.sbds:
+    def write(self, writer: store.SnapshotWriter, r: ChunkResult, plan: Plan,
+              order: int) -> list[RowError]:
+        """Insert a chunk; a row whose SBD came before (good or bad) is an error, dropped."""
+        seen = self.bad_seen
+        self.bad_rows += r.bad_rows
+        if self.bad_rows <= self.max_errors:  # past it nothing is built: memory stays flat
+            for n, line in zip(r.bad_sbds, r.bad_lines):
+                seen.setdefault(n, order | line)
+        if not r.sbds:
+            return []
+        bodies = r.bodies.split(b"\n")  # type: ignore[union-attr]
+        sbds = r.sbds
+        drop: list[int] = []
+        if seen:
+            hits = seen.keys() & set(sbds)
+            drop = [k for k, n in enumerate(sbds) if n in hits and seen[n] < order | r.lines[k]]
+        if drop:
+            gone = set(drop)
+            keep = [k for k in range(len(sbds)) if k not in gone]
+            rejected = [keep[j] for j in writer.add([sbds[k] for k in keep],
+                                                    [bodies[k] for k in keep])] + drop
+        else:
+            rejected = writer.add(sbds, bodies)
+        dups: list[RowError] = []
+        for k in sorted(rejected):
+            n, body = sbds[k], bodies[k]
+            sbd = f"{n:08d}"
+            dups.append(RowError(plan.file, r.lines[k], plan.sbd[1], sbd,
+                                 "SBD trùng với một dòng trước đó trong lần nhập này",
+                                 plan.sheet))
+            r.provinces[sbd[:2]] -= 1
+            doc = orjson.loads(b"{" + body)
+            for key, value in chain(doc["scores"].items(), doc["combinations"].items()):
+                r.counts[(key, sbd[:2])][round(value * 100)] -= 1
         return dups
-    bodies = r.bodies.split(b"\n")  # type: ignore[union-attr]
-    for k in writer.add(r.sbds, bodies):
-        n, body = r.sbds[k], bodies[k]
-        sbd = f"{n:08d}"
-        dups.append(RowError(plan.file, r.lines[k], plan.sbd[1], sbd,
-                             "SBD trùng với một dòng trước đó trong lần nhập này"))
-        r.provinces[sbd[:2]] -= 1
-        doc = orjson.loads(b"{" + body)
-        for key, value in chain(doc["scores"].items(), doc["combinations"].items()):
-            r.counts[(key, sbd[:2])][round(value * 100)] -= 1
-    return dups
+
+    def distribution(self) -> Iterator[tuple[str, str, int, int]]:
+        return ((key, province, value, count) for (key, province), counted in self.counts.items()
+                for value, count in counted.items() if count)
 
 
 def _stats(counts: dict[tuple[str, str], Counter]) -> dict[str, SubjectStats]:
@@ -545,9 +765,17 @@ def _manifest(result: ImportResult, snapshot_id: str, created: datetime,
         "rows": result.imported,
         "bad_rows": result.bad_rows,
         "max_errors": max_errors,
-        "files": [{"name": f.name, "sha256": f.sha256, "dialect": f.dialect, "rows": f.rows,
-                   "imported": f.imported, "bad_rows": f.bad_rows, "ignored": f.ignored}
-                  for f in result.files],
+        "files": _manifest_files(result.files),
         "provinces": result.provinces,
         "subjects": {k: vars(s) for k, s in result.subjects.items()},
+        # what serving needs, kept with the data: not the installed package's table
+        "province_names": provinces(result.year),
     }
+
+
+def _manifest_files(files: list[FileSummary]) -> list[dict]:
+    return [{"name": f.name, "sha256": f.sha256, "dialect": f.dialect, "rows": f.rows,
+             "imported": f.imported, "bad_rows": f.bad_rows, "ignored": f.ignored,
+             "sheets": [vars(s) for s in f.sheets],
+             "skipped": [{"name": n, "reason": why} for n, why in f.skipped]}
+            for f in files]

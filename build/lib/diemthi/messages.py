@@ -21,6 +21,8 @@ METHOD_NOT_ALLOWED = "Phương thức này không được hỗ trợ."
 INTERNAL = "Hệ thống đang bận, vui lòng thử lại sau."
 BAD_REQUEST = "Yêu cầu không hợp lệ."
 TOO_LARGE = "Nội dung gửi lên quá lớn."
+HEADERS_TOO_LARGE = "Phần tiêu đề của yêu cầu quá lớn."
+HEADER_TIMEOUT = "Yêu cầu gửi quá chậm, kết nối đã đóng."
 FORBIDDEN = "Không được phép truy cập đường dẫn này từ địa chỉ của bạn."
 
 

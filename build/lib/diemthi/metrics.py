@@ -105,7 +105,9 @@ class _LookupCollector:
                  s.negative_hits),
                 ("diemthi_store_reads", "Round trips to SQLite (each serves a batch)",
                  s.store_reads),
-                ("diemthi_store_keys", "SBDs asked of SQLite", s.store_keys)):
+                ("diemthi_store_keys", "SBDs asked of SQLite", s.store_keys),
+                ("diemthi_watch_errors", "Checks of the activation pointers that failed "
+                 "or found a pointer or snapshot it could not serve", s.watch_errors)):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)
             yield c
@@ -142,12 +144,17 @@ def _data_dir_gauges(lookup: "Lookup") -> Any:
             gauge.add_metric([], value)
             yield gauge
     try:
-        active = store.active_ids(lookup.data_dir)
-    except (OSError, ValueError):
-        active = {}
+        years = store.pointer_years(lookup.data_dir)
+    except OSError:
+        years = []
     behind = GaugeMetricFamily("diemthi_snapshot_behind_active", "1 when the snapshot served "
-                               "for a year is not the one its pointer names", labels=["year"])
-    for year, snapshot_id in sorted(active.items()):
+                               "for a year is not the one its pointer names (or the pointer "
+                               "cannot be read)", labels=["year"])
+    for year in years:
+        try:
+            snapshot_id: str | None = store.read_pointer(lookup.data_dir, year).snapshot
+        except store.StoreError:
+            snapshot_id = None
         served = lookup.served.get(year)
         behind.add_metric([str(year)], 0 if served is not None and served.id == snapshot_id
                           else 1)

@@ -77,7 +77,7 @@ def years(data_dir: Path) -> list[int]:
 
 def save(data_dir: Path, year: int, distribution: Distribution, source: str) -> Path:
     """Store (or replace) the distribution of ``year``: one atomic rename."""
-    folder(data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder(data_dir).mkdir(mode=0o750, parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "year": year, "source": source,
         "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -28,7 +28,9 @@ def spec() -> dict[str, Any]:
                      "schema": {"type": "string", "pattern": "^[0-9]{8}$"}},
                     {"name": "year", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 2000, "maximum": 2100},
-                     "description": "Default: the latest year with an active snapshot."},
+                     "description": "Default: the server's exam year (serve --year), else "
+                                    "the latest year with an activation; never another "
+                                    "year's data."},
                     {"name": "If-None-Match", "in": "header", "required": False,
                      "schema": {"type": "string"}},
                 ],
@@ -43,12 +45,14 @@ def spec() -> dict[str, Any]:
                     "403": _error("Results not published yet (release embargo)"),
                     "404": _error("Unknown SBD, or no results for that year"),
                     "429": _error("Too many requests from this client"),
-                    "503": _error("No snapshot loaded yet"),
+                    "503": _error("No snapshot loaded yet, or the year's snapshot cannot "
+                                  "be opened"),
                 }}},
             "/healthz": {"get": {"summary": "Alive", "responses": {"200": {"description": "OK"}}}},
-            "/readyz": {"get": {"summary": "Serving a snapshot",
+            "/readyz": {"get": {"summary": "Serving exactly the activated snapshots",
                                 "responses": {"200": {"description": "Ready"},
-                                              "503": {"description": "No snapshot yet"}}}},
+                                              "503": {"description": "Not ready; "
+                                                      "error.problems says why"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
                                  "responses": {"200": {"description": "text/plain"}}}},
         },

@@ -117,6 +117,24 @@ class Settings:
     chatbot_answers: Path | None = None
     chatbot_other_provinces_url: str = ""
     chatbot_max_sbds: int = 3
+    # Hardening (#12): the exam year answered without ?year=, and the limits that let a
+    # worker face the internet without a proxy in front (see server.py)
+    year: int | None = None  # default: the latest year with an active pointer
+    max_header_bytes: int = 16_384  # request line and headers; beyond: 431
+    header_timeout: float = 10.0  # to receive a request's headers; beyond: 408, closed
+    max_connections: int = 1000  # open connections per worker; beyond: 503, closed
+
+    SECRETS = ("zalo_oa_secret_key", "zalo_access_token", "zalo_refresh_token",
+               "zalo_app_secret")
+
+    def __repr__(self) -> str:
+        """Every field but the secrets, which print as Starlette's ``Secret`` does."""
+        shown = (f"{f.name}=" + ("Secret('**********')" if f.name in self.SECRETS
+                                 and getattr(self, f.name) else repr(getattr(self, f.name)))
+                 for f in fields(self))
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
 
     @property
     def metrics_networks(self) -> tuple:
@@ -129,7 +147,8 @@ class Settings:
 
 _CASTS = {
     "data_dir": Path, "port": int, "workers": int, "cache_size": int,
-    "negative_cache_size": int, "batch_size": int, "max_age": int, "reload_interval": float,
+    "negative_cache_size": int, "batch_size": int, "max_age": int,
+    "reload_interval": parse_duration,
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
     "trusted_proxies": _networks, "metrics_allow": _networks, "access_log": _bool,
     "cors_origins": _origins,
@@ -138,6 +157,8 @@ _CASTS = {
     "zalo_reply_window": parse_duration, "zalo_max_skew": parse_duration,
     "zalo_notify_changes": _bool, "zalo_transaction": _bool,
     "chatbot_answers": Path, "chatbot_max_sbds": int,
+    "year": int, "max_header_bytes": int, "header_timeout": parse_duration,
+    "max_connections": int,
 }
 
 
@@ -165,7 +186,7 @@ def load(overrides: Mapping[str, Any] | None = None,
 
 def _check(s: Settings) -> None:
     for name in ("cache_size", "negative_cache_size", "batch_size", "workers", "rate_burst",
-                 "zalo_concurrency", "chatbot_max_sbds"):
+                 "zalo_concurrency", "chatbot_max_sbds", "max_header_bytes", "max_connections"):
         if getattr(s, name) < (0 if "cache" in name else 1):
             raise SettingsError(f"{PREFIX}{name.upper()}: phải là số dương")
     if not 0 < s.port < 65536:
@@ -174,3 +195,7 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"{PREFIX}ZALO_SEND_RATE: phải là số dương")
     if s.reload_interval <= 0 or s.rate_limit < 0 or s.max_age < 0:
         raise SettingsError("reload_interval, rate_limit, max_age không được âm")
+    if s.year is not None and not 2000 <= s.year <= 2100:
+        raise SettingsError(f"{PREFIX}YEAR: năm {s.year} không hợp lệ (2000..2100)")
+    if s.header_timeout <= 0:
+        raise SettingsError(f"{PREFIX}HEADER_TIMEOUT: phải lớn hơn 0")

@@ -51,7 +51,11 @@ class Basis:
 
 def bases(data_dir: Path) -> dict[int, Basis]:
     """The basis of every year with an active snapshot (a few tiny files read)."""
-    active = store.active_ids(data_dir)
+    return bases_for(data_dir, store.active_ids(data_dir))
+
+
+def bases_for(data_dir: Path, active: dict[int, str]) -> dict[int, Basis]:
+    """The basis of each year of ``active`` (year -> the snapshot its pointer names)."""
     return {year: Basis(year, snapshot_id, active.get(year - 1),
                         national.version(data_dir, year), national.version(data_dir, year - 1))
             for year, snapshot_id in active.items()}

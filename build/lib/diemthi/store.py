@@ -4,7 +4,8 @@ Layout under the data dir::
 
     snapshots/<id>.sqlite      one per import, never modified after the rename into place
     snapshots/.<id>.partial    being written; never listed, never served
-    active/<year>              the id served for that year, replaced by rename
+    active/<year>              the pointer: {"snapshot": id, "release_at": iso|null}, replaced
+                               by rename (a plain id in pointers written before)
     reports/                   import reports
 
 A snapshot holds ``manifest(json)``, ``candidates(sbd INTEGER PRIMARY KEY, body BLOB)``,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
@@ -71,18 +73,25 @@ class SnapshotWriter:
     def __init__(self, data_dir: Path, snapshot_id: str):
         self.data_dir = data_dir
         self.id = snapshot_id
-        snapshots_dir(data_dir).mkdir(parents=True, exist_ok=True)
-        self.partial = snapshots_dir(data_dir) / f".{snapshot_id}.partial"
+        snapshots_dir(data_dir).mkdir(parents=True, exist_ok=True, mode=0o750)
+        # the pid in the name: concurrent imports never share a file, and the next import
+        # can tell a partial whose writer is gone (SIGKILL, power cut) and remove it
+        self.partial = snapshots_dir(data_dir) / f".{snapshot_id}.{os.getpid()}.partial"
         self.partial.unlink(missing_ok=True)
-        os.close(os.open(self.partial, os.O_CREAT | os.O_WRONLY, 0o640))  # not world-readable
-        self.db = sqlite3.connect(self.partial, isolation_level=None)
-        # The file is private until renamed: no sync is needed to stay consistent. The
-        # in-memory journal costs next to nothing on a growing file and lets a duplicate
-        # key abort its INSERT cleanly.
-        self.db.executescript("PRAGMA page_size=16384; PRAGMA journal_mode=MEMORY;"
-                              "PRAGMA synchronous=OFF;"
-                              "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-65536;"
-                              + SCHEMA + "BEGIN;")
+        self.db: sqlite3.Connection | None = None
+        try:  # Ctrl-C between creating the file and the first statement leaves nothing
+            os.close(os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+            self.db = sqlite3.connect(self.partial, isolation_level=None, uri=True)
+            # The file is private until renamed: no sync is needed to stay consistent. The
+            # in-memory journal costs next to nothing on a growing file and lets a
+            # duplicate key abort its INSERT cleanly.
+            self.db.executescript("PRAGMA page_size=16384; PRAGMA journal_mode=MEMORY;"
+                                  "PRAGMA synchronous=OFF;"
+                                  "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-65536;"
+                                  + SCHEMA + "BEGIN;")
+        except BaseException:
+            self.abort()
+            raise
 
     BATCH = 256  # rows per INSERT statement: a quarter fewer steps than one per row
 
@@ -93,6 +102,7 @@ class SnapshotWriter:
         a multi-row INSERT either goes in whole or (on a duplicate) not at all, and only
         then is its batch retried row by row to find the duplicate.
         """
+        assert self.db is not None
         flat = list(chain.from_iterable(zip(sbds, bodies)))
         rejected: list[int] = []
         for start in range(0, len(sbds), self.BATCH):
@@ -107,6 +117,20 @@ class SnapshotWriter:
                         rejected.append(k)
         return rejected
 
+    def copy_from(self, base: Path) -> None:
+        """Start from every candidate of another snapshot (a change file's base)."""
+        assert self.db is not None
+        self.db.execute("COMMIT")
+        self.db.execute("ATTACH DATABASE ? AS base", (readonly_uri(base),))
+        self.db.execute("BEGIN")
+        self.db.execute("INSERT INTO candidates SELECT sbd, body FROM base.candidates")
+
+    def replace(self, sbds: Sequence[int], bodies: Sequence[bytes]) -> None:
+        """Put these candidates in, over the ones with the same SBD."""
+        assert self.db is not None
+        self.db.executemany("INSERT OR REPLACE INTO candidates VALUES (?, ?)",
+                            zip(sbds, bodies))
+
     @staticmethod
     @lru_cache(maxsize=8)
     def _insert(rows: int) -> str:
@@ -117,6 +141,7 @@ class SnapshotWriter:
         """Commit, flush to disk and rename into place: the snapshot exists whole or not.
 
         ``distribution`` rows are (key, province, value in hundredths, count)."""
+        assert self.db is not None
         self.db.execute("INSERT INTO manifest VALUES (?)", (orjson.dumps(manifest).decode(),))
         self.db.executemany("INSERT INTO distribution VALUES (?,?,?,?)", distribution)
         self.db.execute("COMMIT")
@@ -124,15 +149,44 @@ class SnapshotWriter:
         with open(self.partial, "rb+") as fh:
             os.fsync(fh.fileno())
         final = snapshot_path(self.data_dir, self.id)
-        os.replace(self.partial, final)
+        try:
+            os.link(self.partial, final)  # never over another import's snapshot
+        except FileExistsError:
+            raise StoreError(f"bản chụp {self.id} đã có; không ghi đè") from None
+        self.partial.unlink()
         fsync_dir(final.parent)
         return final
 
     def abort(self) -> None:
         try:
-            self.db.close()
+            if self.db is not None:
+                self.db.close()
         finally:
             self.partial.unlink(missing_ok=True)
+
+
+def clean_partials(data_dir: Path) -> list[Path]:
+    """Remove partial snapshots whose import is no longer running; return them."""
+    removed = []
+    for path in snapshots_dir(data_dir).glob(".*.partial"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another import is writing it now
+        if pid.isdigit() and int(pid) == os.getpid():
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Tail(Protocol):
@@ -198,35 +252,116 @@ def list_snapshots(data_dir: Path) -> list[SnapshotInfo]:
     return sorted(out, key=lambda s: (s.manifest.get("created_at", ""), s.id))
 
 
+_ID_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.")
+
+
 def get_snapshot(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
+    if not _valid_id(snapshot_id):
+        shown = snapshot_id[:40] + ("…" if len(snapshot_id) > 40 else "")
+        raise StoreError(f"'{shown.encode('unicode_escape').decode()}' không phải mã bản chụp "
+                         "(xem: diemthi snapshots)")
     path = snapshot_path(data_dir, snapshot_id)
-    if "/" in snapshot_id or not path.is_file():
+    if not path.is_file():
         raise StoreError(f"không có bản chụp '{snapshot_id}' trong {snapshots_dir(data_dir)}")
     return SnapshotInfo(snapshot_id, path, read_manifest(path))
 
 
-def active_ids(data_dir: Path) -> dict[int, str]:
-    """Year → active snapshot id, read from the pointers (a few tiny files)."""
+@dataclass(frozen=True)
+class Pointer:
+    """What ``active/<year>`` says: the snapshot served for that year, and from when."""
+
+    snapshot: str
+    release_at: datetime | None = None
+
+    def dumps(self) -> bytes:
+        return orjson.dumps({"snapshot": self.snapshot, "release_at":
+                             self.release_at.isoformat() if self.release_at else None})
+
+
+MAX_POINTER_BYTES = 4096
+
+
+def pointer_path(data_dir: Path, year: int) -> Path:
+    return data_dir / "active" / str(year)
+
+
+def pointer_years(data_dir: Path) -> list[int]:
+    """The years that have a pointer file (served or not), oldest first."""
     folder = data_dir / "active"
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and len(p.name) == 4)
+
+
+def read_pointer(data_dir: Path, year: int) -> Pointer:
+    """The pointer of ``year``: ``{"snapshot": id, "release_at": iso|null}``, or the plain
+    id that pointers held before release times were kept with them."""
+    path = pointer_path(data_dir, year)
+    try:
+        raw = path.read_bytes()[:MAX_POINTER_BYTES + 1]
+        if len(raw) > MAX_POINTER_BYTES:
+            raise ValueError("quá lớn")
+        text = raw.decode("utf-8").strip()
+        if text.startswith("{"):
+            doc = orjson.loads(text)
+            snapshot_id = doc["snapshot"]
+            at = doc.get("release_at")
+            pointer = Pointer(snapshot_id, datetime.fromisoformat(at) if at else None)
+        else:
+            pointer = Pointer(text)
+        if not isinstance(pointer.snapshot, str) or not _valid_id(pointer.snapshot) or (
+                pointer.release_at is not None and pointer.release_at.tzinfo is None):
+            raise ValueError("nội dung sai")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StoreError(f"con trỏ {path} không đọc được ({exc})") from exc
+    return pointer
+
+
+def active_ids(data_dir: Path) -> dict[int, str]:
+    """Year → active snapshot id, for the years whose pointer is readable and whose
+    snapshot exists (a few tiny files)."""
     out: dict[int, str] = {}
-    if folder.is_dir():
-        for pointer in folder.iterdir():
-            if pointer.name.isdigit():
-                snapshot_id = pointer.read_text(encoding="utf-8").strip()
-                if snapshot_path(data_dir, snapshot_id).is_file():
-                    out[int(pointer.name)] = snapshot_id
+    for year in pointer_years(data_dir):
+        try:
+            snapshot_id = read_pointer(data_dir, year).snapshot
+        except StoreError:
+            continue
+        if snapshot_path(data_dir, snapshot_id).is_file():
+            out[year] = snapshot_id
     return out
 
 
-def activate(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
-    """Make a snapshot the one served for its year: one atomic rename of a pointer."""
+KEEP = object()  # activate(): keep the release time the year's pointer has
+
+
+def activate(data_dir: Path, snapshot_id: str,
+             release_at: datetime | None | object = KEEP) -> SnapshotInfo:
+    """Make a snapshot the one served for its year: one atomic rename of a pointer.
+
+    The release time goes with the pointer; by default the year's current one is kept,
+    so replacing a snapshot during the embargo does not publish it early.
+    """
     info = get_snapshot(data_dir, snapshot_id)
-    atomic_write(data_dir / "active" / str(info.year), (snapshot_id + "\n").encode())
+    if release_at is KEEP:
+        try:
+            release_at = read_pointer(data_dir, info.year).release_at
+        except StoreError:
+            release_at = None
+    pointer = Pointer(snapshot_id, release_at)  # type: ignore[arg-type]
+    atomic_write(pointer_path(data_dir, info.year), pointer.dumps())
     return info
 
 
+def _valid_id(snapshot_id: str) -> bool:
+    """The one rule for a snapshot id (letters, digits, ``-_.``; never a path)."""
+    return bool(snapshot_id) and len(snapshot_id) <= 100 and not snapshot_id.startswith(".") \
+        and _ID_CHARS.issuperset(snapshot_id)
+
+
 def envelope(info: SnapshotInfo, tail: Tail | None = None) -> Envelope:
-    return Envelope(info.year, provinces(info.year), tail)
+    """The snapshot's own province table; the package's only for snapshots made before."""
+    return Envelope(info.year, info.manifest.get("province_names") or provinces(info.year),
+                    tail)
 
 
 def lookup(info: SnapshotInfo, sbd: str, tail: Tail | None = None) -> bytes | None:

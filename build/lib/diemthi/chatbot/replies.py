@@ -16,6 +16,7 @@ from cachetools import TTLCache
 from ..messages import NOT_READY, when
 from ..reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces
 from ..sbd import province_code
+from ..statuses import NAMES_VI as STATUS_NAMES
 from .understand import Reading
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ MEDIA = ("Mình chưa đọc được ảnh, ghi âm, video hay tệp. Bạn gõ
 MEDIA_EVENTS = frozenset({"user_send_image", "user_send_audio", "user_send_video",
                           "user_send_file"})
 ABSENT = "không có điểm (không dự thi)"
-STATUSES = {"exempt": "miễn thi", "absent": "vắng thi", "suspended": "đình chỉ thi",
-            "cancelled": "bị hủy bài"}
 
 
 def number(value: float) -> str:
@@ -116,8 +115,13 @@ def found(doc: dict) -> str:
         if key == "ngoai_ngu" and language:
             name = f"{name} ({language['name']})"
         lines.append(f"• {name}: {number(value)}")
+    for key, status in (doc.get("statuses") or {}).items():  # never a score
+        lines.append(f"• {SUBJECTS[key].name if key in SUBJECTS else key}: "
+                     f"{STATUS_NAMES.get(status, status)}")
     if language and "ngoai_ngu" not in doc["scores"]:
         lines.append(f"• Ngoại ngữ đăng ký: {language['name']}")
+    if doc.get("updated_after_appeal"):
+        lines.append("(Điểm đã cập nhật sau phúc khảo.)")
     combos = doc.get("combinations") or {}
     if combos:
         lines.append("Tổ hợp: " + ", ".join(f"{code} {number(total)}"
@@ -135,11 +139,9 @@ def scores(doc: dict, subjects: Collection[str] = (), combinations: Collection[s
         lines.append(f"⚠ Điểm liệt: {', '.join(failing)}. Bài thi từ 1,0 điểm trở xuống là "
                      "điểm liệt: thí sinh không được công nhận tốt nghiệp THPT.")
     statuses = doc.get("statuses") or {}
-    for key in subjects:
-        if key not in doc["scores"]:
-            status = statuses.get(key)
-            lines.append(f"• {_subject_name(key)}: "
-                         f"{STATUSES.get(status, status) if status else ABSENT}")
+    for key in subjects:  # a status is already in found()'s lines
+        if key not in doc["scores"] and key not in statuses:
+            lines.append(f"• {_subject_name(key)}: {ABSENT}")
     for code in combinations:
         if code not in (doc.get("combinations") or {}):
             lines.append(f"Tổ hợp {code}: chưa tính được vì {_why_not(doc, code)}.")
@@ -236,7 +238,8 @@ def changed(sbd: str, year: int, changes: list[tuple[str, str, str]]) -> str:
     lines = [f"Điểm thi năm {year} của SBD {sbd} đã được cập nhật sau phúc khảo:"]
     for key, old, new in changes:
         name = SUBJECTS[key].name if key in SUBJECTS else key
-        before, after = (v.replace(".", ",") if v else "—" for v in (old, new))
+        before, after = (STATUS_NAMES.get(v) or v.replace(".", ",") if v else "—"
+                         for v in (old, new))
         lines.append(f"• {name}: {before} → {after}")
     return "\n".join(lines)
 
