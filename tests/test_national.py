@@ -205,3 +205,43 @@ def test_a_running_server_picks_up_an_import_and_a_removal(data_dir, tmp_path):
         assert r.status_code == 200 and r.json()["distributions"]["toan"]["count"] == 1_192_437
         national.remove(data_dir, 2026)
         assert wait_for(client, "snapshot").headers["etag"] == before.headers["etag"]
+
+
+def test_synthetic_at_the_national_count_reproduces_2026_exactly():
+    from diemthi import synthetic
+
+    n = synthetic.national_count(2026)
+    columns = synthetic.draw(n, 2026, seed=11)
+    nation = reference(2026)
+    assert set(columns) == set(nation)
+    for key, column in columns.items():
+        got = Counter(column)
+        got.pop(-1, None)  # did not sit
+        assert got == +nation[key], key
+    electives = Counter(sum(column[i] >= 0 for key, column in columns.items()
+                            if key not in ("toan", "ngu_van")) for i in range(0, n, 97))
+    assert max(electives) == 2
+
+
+@pytest.mark.parametrize("year", [2016, 2019, 2025, 2026])
+def test_synthetic_rows_keep_the_year_rules(year):
+    from diemthi import synthetic
+    from diemthi.reference import subjects_for
+
+    rows = list(synthetic.rows(3000, year, seed=5))
+    assert len(rows) == 3000 and len({r["sbd"] for r in rows}) == 3000
+    nation = reference(year)
+    natural, social = {"vat_li", "hoa_hoc", "sinh_hoc"}, {"lich_su", "dia_li", "gdcd"}
+    for row in rows:
+        sat = set(row) - {"sbd", "ma_ngoai_ngu"}
+        assert sat <= set(subjects_for(year)) and sat <= set(nation)
+        assert ("ma_ngoai_ngu" in row) == ("ngoai_ngu" in sat)
+        if year >= 2025:
+            assert len(sat - {"toan", "ngu_van"}) <= 2
+        else:
+            assert sat - {"toan", "ngu_van", "ngoai_ngu"} <= natural | social
+    taken = Counter(k for row in rows for k in row if k in nation)
+    full = synthetic.national_count(year)
+    for key, counts in nation.items():  # in proportion to the nation
+        assert abs(taken[key] - sum(counts.values()) * 3000 / full) <= 2, key
+    assert ("gdcd" in taken) == (2017 <= year <= 2025)
