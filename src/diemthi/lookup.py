@@ -48,6 +48,8 @@ class Served:
         self.standing = built
         self.etag_prefix = f'"{built.tag}-'.encode()
         self.envelope = store.envelope(info, built)
+        self.provinces = frozenset(code for code, count in  # codes with candidates
+                                   (info.manifest.get("provinces") or {}).items() if count)
         self.db = db
         self.cache: LRUCache = LRUCache(maxsize=max(cache_size, 1))
         self.negative: LRUCache = LRUCache(maxsize=max(negative_size, 1))

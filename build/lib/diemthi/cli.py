@@ -1,0 +1,319 @@
+"""The ``diemthi`` command: a thin layer of click over the library.
+
+Exit codes: 0 success, 1 input refused (bad rows, unknown snapshot, SBD not found),
+2 usage errors (click's own).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from . import backup as backup_mod, importer, national, settings as settings_mod, standing, store
+from .files import PRIVATE_UMASK, exposed_secrets
+from .reference import SUBJECTS, provinces
+from .sbd import is_sbd
+
+SHOWN_ERRORS = 100  # on the terminal; the report file has every one
+
+
+def _settings(**flags: Any) -> settings_mod.Settings:
+    try:
+        return settings_mod.load(flags)
+    except settings_mod.SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def refuse(message: str) -> None:
+    click.secho(f"Lỗi: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where snapshots live [env DIEMTHI_DATA_DIR; default ./data].")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="diemthi")
+def cli() -> None:
+    """diemthi: THPT exam-score lookup for provincial Zalo Official Accounts."""
+
+
+@cli.command("import")
+@data_dir_option
+@click.option("--year", type=click.IntRange(2000, 2100), required=True, help="Exam year.")
+@click.option("--activate", is_flag=True, help="Serve this snapshot for its year.")
+@click.option("--max-errors", type=click.IntRange(0), default=0, show_default=True,
+              help="Build from the good rows when there are at most N bad ones.")
+@click.option("--map", "maps", multiple=True, metavar="'HEADER=key'",
+              help="Map a header we do not recognise to a column key (or 'ignore').")
+@click.option("--jobs", type=click.IntRange(1), default=None,
+              help="Worker processes converting rows [default: CPU count, up to 4].")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+def import_command(data_dir: Path | None, year: int, activate: bool, max_errors: int,
+                   maps: tuple[str, ...], jobs: int | None, files: tuple[Path, ...]) -> None:
+    """Build one snapshot of YEAR from all FILES (CSV or XLSX) together."""
+    settings = _settings(data_dir=data_dir)
+    try:
+        result = importer.import_files(settings.data_dir, year, list(files), activate=activate,
+                                       max_errors=max_errors, maps=maps, jobs=jobs,
+                                       progress=_progress_bar)
+    except importer.ImportRefused as exc:
+        if exc.result is not None:
+            print_summary(exc.result)
+        refuse(str(exc))
+        return
+    print_summary(result)
+    click.secho(f"Bản chụp: {result.snapshot_id}", fg="green", bold=True)
+    click.echo(f"Tệp: {result.snapshot_path}")
+    if result.activated:
+        click.secho(f"Đã kích hoạt: đang phục vụ cho năm {year}.", fg="green")
+    else:
+        click.echo(f"Chưa kích hoạt. Kích hoạt bằng: diemthi activate --data-dir "
+                   f"{settings.data_dir} {result.snapshot_id}")
+
+
+def _progress_bar(table: Any) -> Any:
+    from tqdm import tqdm  # only long imports on a terminal need it
+
+    csv = table.kind == "csv"
+    return tqdm(total=table.size, desc=table.path.name, unit="B" if csv else " dòng",
+                unit_scale=csv, file=sys.stderr, disable=not sys.stderr.isatty(),
+                leave=False)
+
+
+def print_summary(result: importer.ImportResult) -> None:
+    """What staff cross-check against official totals."""
+    echo = click.echo
+    for f in result.files:
+        echo(f"{f.name} ({f.dialect}): {f.rows} dòng, nhập {f.imported}, lỗi {f.bad_rows}")
+        if f.ignored:
+            echo(f"  cột bỏ qua: {', '.join(f.ignored)}")
+    names = provinces(result.year)
+    if result.provinces:
+        echo("Theo tỉnh:")
+        for code, count in result.provinces.items():
+            echo(f"  {code} {names.get(code, '?'):<32} {count:>9}")
+    if result.subjects:
+        echo(f"  {'Môn':<30} {'số bài':>9} {'trung bình':>10} {'thấp nhất':>9} "
+             f"{'cao nhất':>9}")
+        for key, s in result.subjects.items():
+            echo(f"  {SUBJECTS[key].name:<30} {s.count:>9} {s.mean:>10.2f} {s.min:>9.2f} "
+                 f"{s.max:>9.2f}")
+    echo(f"Tổng: {result.imported} thí sinh.")
+    for warning in result.warnings:
+        click.secho(f"Cảnh báo: {warning}", fg="yellow")
+    if result.errors:
+        click.secho(f"{result.bad_rows} dòng lỗi:", fg="red", err=True)
+        for e in result.errors[:SHOWN_ERRORS]:
+            click.echo(f"  {e}", err=True)
+        if len(result.errors) > SHOWN_ERRORS:
+            click.echo(f"  ... và {len(result.errors) - SHOWN_ERRORS} lỗi nữa trong báo cáo",
+                       err=True)
+    if result.report_path:
+        echo(f"Báo cáo: {result.report_path}")
+
+
+@cli.command()
+@data_dir_option
+@click.argument("snapshot")
+def activate(data_dir: Path | None, snapshot: str) -> None:
+    """Serve SNAPSHOT for its year (an older one rolls back)."""
+    settings = _settings(data_dir=data_dir)
+    try:
+        info = store.activate(settings.data_dir, snapshot)
+    except store.StoreError as exc:
+        refuse(str(exc))
+        return
+    click.secho(f"Đã kích hoạt {info.id} cho năm {info.year} "
+                f"({info.manifest['rows']} thí sinh).", fg="green")
+
+
+@cli.command()
+@data_dir_option
+def snapshots(data_dir: Path | None) -> None:
+    """List snapshots; '*' marks the one served for its year."""
+    settings = _settings(data_dir=data_dir)
+    active = store.active_ids(settings.data_dir)
+    found = store.list_snapshots(settings.data_dir)
+    if not found:
+        click.echo(f"Chưa có bản chụp nào trong {store.snapshots_dir(settings.data_dir)}.")
+        return
+    for info in found:
+        mark = "*" if active.get(info.year) == info.id else " "
+        m = info.manifest
+        files = ", ".join(f["name"] for f in m["files"])
+        click.echo(f"{mark} {info.id}  năm {info.year}  {m['rows']:>9} thí sinh  "
+                   f"{m['created_at']}  {files}")
+
+
+@cli.command()
+@data_dir_option
+@click.option("--year", type=click.IntRange(2000, 2100), default=None,
+              help="Exam year [default: the latest with an active snapshot].")
+@click.argument("sbd")
+def lookup(data_dir: Path | None, year: int | None, sbd: str) -> None:
+    """Print one candidate's scores as the API serves them."""
+    settings = _settings(data_dir=data_dir)
+    if not is_sbd(sbd):
+        raise click.BadParameter("SBD phải gồm đúng 8 chữ số", param_hint="SBD")
+    info, built = _served(settings.data_dir, year)
+    body = store.lookup(info, sbd, built)
+    if body is None:
+        refuse(f"không tìm thấy SBD {sbd} trong năm {info.year}")
+        return
+    click.echo(orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode())
+
+
+def _served(data_dir: Path, year: int | None) -> tuple[store.SnapshotInfo, standing.Standing]:
+    """The active snapshot of ``year`` (default: the latest) and its standing, as served."""
+    bases = standing.bases(data_dir)
+    if not bases:
+        refuse(f"chưa có bản chụp nào được kích hoạt trong {data_dir}")
+    year = year or max(bases)
+    if year not in bases:
+        refuse(f"năm {year} chưa có bản chụp được kích hoạt")
+    return (store.get_snapshot(data_dir, bases[year].snapshot),
+            standing.build(data_dir, bases[year]))
+
+
+@cli.command()
+@data_dir_option
+@click.option("--year", type=click.IntRange(2000, 2100), default=None,
+              help="Exam year [default: the latest with an active snapshot].")
+@click.option("--province", default=None, metavar="CC", help="One province (2-digit code).")
+@click.option("--national", "whole_country", is_flag=True,
+              help="The imported national distribution instead of the snapshot.")
+@click.option("--json", "as_json", is_flag=True, help="The document of GET /v1/stats/....")
+def stats(data_dir: Path | None, year: int | None, province: str | None, whole_country: bool,
+          as_json: bool) -> None:
+    """Phổ điểm of the served snapshot (or a province, or the nation), to cross-check."""
+    settings = _settings(data_dir=data_dir)
+    if province and whole_country:
+        raise click.UsageError("--province và --national: chọn một")
+    info, built = _served(settings.data_dir, year)
+    scope = standing.NATIONAL if whole_country else province
+    doc = built.stats_document(scope)
+    if doc is None:
+        refuse(f"năm {info.year} chưa có phổ điểm cả nước (diemthi import-distribution)"
+               if whole_country else f"không có thí sinh nào của tỉnh mã {province} "
+               f"trong năm {info.year}")
+        return
+    if as_json:
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        return
+    for line in standing.text_report(doc):
+        click.echo(line)
+
+
+@cli.command("import-distribution")
+@data_dir_option
+@click.option("--year", type=click.IntRange(2000, 2100), default=None,
+              help="The exam year of FILE (with --bundled: only this year).")
+@click.option("--bundled", is_flag=True, help="The distributions shipped with diemthi "
+              f"({national.BUNDLED_NAME}).")
+@click.option("--remove", is_flag=True, help="Take the distribution of --year away.")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def import_distribution(data_dir: Path | None, year: int | None, bundled: bool, remove: bool,
+                        file: Path | None) -> None:
+    """Store the national phổ điểm of a year (columns year,subject,score,count)."""
+    settings = _settings(data_dir=data_dir)
+    if sum((bundled, remove, file is not None)) != 1:
+        raise click.UsageError("cần đúng một trong: FILE, --bundled, --remove")
+    if (remove or file is not None) and year is None:
+        raise click.UsageError("cần --year")
+    if remove:
+        if national.remove(settings.data_dir, year):  # type: ignore[arg-type]
+            click.secho(f"Đã gỡ phổ điểm cả nước năm {year}.", fg="green")
+        else:
+            click.echo(f"Năm {year} không có phổ điểm cả nước nào để gỡ.")
+        return
+    try:
+        stored = (national.import_bundled(settings.data_dir, year) if bundled else
+                  {year: national.import_file(settings.data_dir, year, file)})  # type: ignore
+    except national.DistributionRefused as exc:
+        refuse(str(exc))
+        return
+    for y, distribution in sorted(stored.items()):
+        counts = ", ".join(f"{key} {sum(c.values())}" for key, c in distribution.items())
+        click.echo(f"{y}: {counts}")
+    click.secho(f"Đã lưu phổ điểm cả nước: {len(stored)} năm.", fg="green")
+
+
+@cli.command()
+@data_dir_option
+@click.option("--host", default=None, help="Address to listen on [env DIEMTHI_HOST; 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="[env DIEMTHI_PORT; 8000]")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="uvicorn worker processes [env DIEMTHI_WORKERS; 1].")
+@click.option("--release-at", default=None, metavar="ISO-TIME",
+              help="Embargo: answer 'not yet published' until then [env DIEMTHI_RELEASE_AT].")
+@click.option("--access-log/--no-access-log", default=None,
+              help="Log every request [env DIEMTHI_ACCESS_LOG; off].")
+def serve(data_dir: Path | None, host: str | None, port: int | None, workers: int | None,
+          release_at: str | None, access_log: bool | None) -> None:
+    """Serve the active snapshots over HTTP (other settings: DIEMTHI_* env, see README)."""
+    import uvicorn
+
+    flags = {"data_dir": data_dir, "host": host, "port": port, "workers": workers,
+             "release_at": release_at, "access_log": access_log}
+    settings = _settings(**flags)
+    for path in exposed_secrets(settings.data_dir):
+        click.secho(f"Cảnh báo: {path} chứa bí mật nhưng người dùng khác đọc được; "
+                    f"chạy: chmod 600 {path}", fg="yellow", err=True)
+    common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+                  access_log=settings.access_log, proxy_headers=False,
+                  timeout_graceful_shutdown=10, log_level="info")
+    if settings.workers == 1:
+        from .app import create_app
+
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    # Worker processes build their own app from the environment: pass the flags on.
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[settings_mod.PREFIX + name.upper()] = str(value)
+    uvicorn.run("diemthi.app:app_from_environment", factory=True, workers=settings.workers,
+                **common)  # type: ignore[arg-type]
+
+
+@cli.command("backup")
+@data_dir_option
+@click.option("--with-secrets", is_flag=True, help="Also copy the Zalo tokens file.")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def backup_command(data_dir: Path | None, with_secrets: bool, dest: Path) -> None:
+    """Copy the data dir into DEST, consistent while the server runs."""
+    settings = _settings(data_dir=data_dir)
+    try:
+        report = backup_mod.backup(settings.data_dir, dest, with_secrets=with_secrets)
+    except backup_mod.BackupError as exc:
+        refuse(str(exc))
+    click.echo(f"Đã sao lưu {len(report.files)} tệp vào {dest} ({report.linked} liên kết cứng, "
+               f"{report.copied} bản sao, {report.online} CSDL sao lưu trực tuyến); "
+               "đã kiểm tra sha256.")
+    for rel in report.skipped_secrets:
+        click.echo(f"Bỏ qua {rel} (bí mật; thêm --with-secrets để sao lưu).")
+
+
+@cli.command("restore")
+@click.argument("src", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+def restore_command(src: Path, data_dir: Path) -> None:
+    """Restore a backup SRC into a new or empty DATA_DIR (every file checked first)."""
+    try:
+        report = backup_mod.restore(src, data_dir)
+    except backup_mod.BackupError as exc:
+        refuse(str(exc))
+    click.echo(f"Đã khôi phục {len(report.files)} tệp vào {data_dir}.")
+
+
+def main() -> None:
+    os.umask(PRIVATE_UMASK)  # nothing we create is readable by other local users
+    cli()
