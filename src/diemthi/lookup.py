@@ -79,8 +79,8 @@ class Served:
         return self.etag_prefix + sbd.encode() + b'"'
 
     def stats_document(self, scope: str | None) -> dict | None:
-        """What ``GET /v1/stats/{year}[/{scope}]`` answers, as a dict (do not modify it):
-        scope None (the whole year), a province code, or ``"national"``; None if unknown."""
+        """What ``GET /v1/stats/{year}[/{scope}]`` answers, as a new dict: scope None (the
+        whole year), a province code, or ``"national"``; None if unknown."""
         return self.standing.stats_document(scope)
 
     def stats_body(self, scope: str | None) -> bytes | None:
