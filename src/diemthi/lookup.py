@@ -157,7 +157,7 @@ class Lookup:
     """The snapshots served now, one per exam year, kept in step with the pointers."""
 
     data_dir: Path
-    cache_size: int = 200_000
+    cache_size: int = 100_000
     negative_cache_size: int = 50_000
     batch_size: int = 256
     stats: Stats = field(default_factory=Stats)
