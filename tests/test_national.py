@@ -101,14 +101,18 @@ def test_a_subject_absent_from_the_distribution_stays_counted_in_the_snapshot(tm
     rows = "".join(f"01{i:06d},{i % 10},{i % 7},{i % 4}\n" for i in range(1, 41))
     import_files(data_dir, 2026, [write(tmp_path / "a.csv", "sbd,toan,ngu_van,tin_hoc\n" + rows)],
                  activate=True)
-    national.import_file(data_dir, 2026, write(tmp_path / "n.csv",
-                                               "subject,score,count\ntoan,5,100\ntoan,9.5,10\n"))
+    national.import_file(data_dir, 2026, write(
+        tmp_path / "n.csv", "subject,score,count\ntoan,5,100\ntoan,9.5,10\ntoan,9,0\n"))
     doc = documents(data_dir)["01000009"]
     assert doc["ranks"]["toan"]["nation"] == {"higher": 10, "equal": 0, "of": 110,
                                               "source": "national"}
+    assert "previous_year" not in doc
+    national.import_file(data_dir, 2025, write(
+        tmp_path / "m.csv", "subject,score,count\ntoan,4,10\ntoan,8,10\ntoan,6,0\n"))
+    doc = documents(data_dir)["01000009"]  # 10 of 110 above it: last year, 8 had none above
+    assert doc["previous_year"] == {"year": 2025, "equivalents": {"toan": 8.0}}
     assert doc["ranks"]["tin_hoc"]["nation"]["source"] == "snapshot"
     assert doc["ranks"]["ngu_van"]["nation"]["source"] == "snapshot"
-    assert "previous_year" not in doc
 
 
 def test_the_national_stats_document_is_the_distribution(province):
