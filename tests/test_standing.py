@@ -274,3 +274,21 @@ def test_cli_stats_and_lookup_print_what_the_api_serves(data_dir, tmp_path):
     assert orjson.loads(r.output)["ranks"]["toan"] == {
         "nation": {"higher": 0, "equal": 2, "of": 20, "source": "snapshot"},
         "province": {"higher": 0, "equal": 2, "of": 20}}
+
+
+def test_stats_wait_for_the_release_like_the_scores(data_dir, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    import httpx
+
+    from diemthi.app import create_app
+    from diemthi.settings import load
+    from tests.servers import LiveServer
+
+    import_files(data_dir, 2026, [write(tmp_path / "a.csv", "sbd,toan\n01000001,5\n")],
+                 activate=True)
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    with LiveServer(create_app(load({"data_dir": str(data_dir), "release_at": later}))) as url:
+        r = httpx.get(url + "/v1/stats/2026/01")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_published"
+    assert r.headers["cache-control"] == "no-store" and int(r.headers["retry-after"]) > 3000
