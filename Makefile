@@ -38,6 +38,7 @@ wheelhouse: setup
 
 import-sample: setup
 	$(BIN)/diemthi import --data-dir $(DATA) --year 2026 --activate --skip-unchanged data/sample/*.csv
+	$(BIN)/diemthi import-distribution --data-dir $(DATA) --bundled
 
 run: import-sample
 	$(BIN)/diemthi serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
@@ -50,7 +51,7 @@ sample: setup
 	$(BIN)/python scripts/make_sample.py
 
 clean:
-	rm -rf $(DATA)/snapshots $(DATA)/active $(DATA)/reports reports
+	rm -rf $(DATA)/snapshots $(DATA)/active $(DATA)/reports $(DATA)/national reports
 
 loadtest: setup
 	$(BIN)/python scripts/loadtest.py

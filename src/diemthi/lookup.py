@@ -131,8 +131,8 @@ class Served:
         return self.etag_prefix + sbd.encode() + b'"'
 
     def stats_document(self, scope: str | None) -> dict | None:
-        """What ``GET /v1/stats/{year}[/{scope}]`` answers, as a dict (do not modify it):
-        scope None (the whole year), a province code, or ``"national"``; None if unknown."""
+        """What ``GET /v1/stats/{year}[/{scope}]`` answers, as a new dict: scope None (the
+        whole year), a province code, or ``"national"``; None if unknown."""
         return self.standing.stats_document(scope)
 
     def stats_body(self, scope: str | None) -> bytes | None:
@@ -222,7 +222,7 @@ class Lookup:
     """
 
     data_dir: Path
-    cache_size: int = 200_000
+    cache_size: int = 100_000
     negative_cache_size: int = 50_000
     batch_size: int = 256
     year: int | None = None  # the exam year answered without ?year=; None: latest pointer

@@ -66,7 +66,8 @@ def load(data_dir: Path, year: int) -> Distribution | None:
         doc = orjson.loads(path_of(data_dir, year).read_bytes())
     except FileNotFoundError:
         return None
-    return {subject: {int(v): int(c) for v, c in pairs}
+    # a score nobody got is no score of that year: rows with count 0 are left out
+    return {subject: {int(v): int(c) for v, c in pairs if c}
             for subject, pairs in doc["subjects"].items()}
 
 
