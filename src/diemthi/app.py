@@ -172,7 +172,7 @@ def create_app(settings: Settings) -> Starlette:
         from .chatbot.webhook import Chatbot
 
         chatbot = Chatbot(settings, lookup, metrics)
-        routes.append(Route("/zalo/webhook", chatbot.endpoint, methods=["POST"]))
+        routes.append(Route("/zalo/webhook", chatbot, methods=["POST"]))
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
                     exception_handlers={HTTPException: http_error, Exception: server_error})

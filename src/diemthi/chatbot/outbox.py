@@ -157,11 +157,12 @@ class Registration:
     snapshot: str | None
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, busy_timeout: float = 10.0) -> sqlite3.Connection:
     """A connection in autocommit mode (we open transactions ourselves), WAL, waiting
-    up to 10 s for another process's write lock."""
+    up to ``busy_timeout`` seconds for another writer's lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                         timeout=busy_timeout)
     db.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL: a commit survives the process being killed (the OS has the pages);
     # only a power cut can lose the last commits, and it never corrupts the file.
@@ -174,13 +175,14 @@ class Store:
     """The queries over one connection. Not thread-safe: :class:`AsyncStore` gives
     it one thread of its own."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, busy_timeout: float = 10.0):
         self.path = path
         self.db = connect(path)
         with self.write():
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self.db.execute(statement)
+        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
 
     def close(self) -> None:
         self.db.close()

@@ -49,7 +49,7 @@ class Pace:
     start that wakes late does not move the schedule (the next ones catch up), unless
     the sender was idle or stalled for more than ``SLACK`` seconds."""
 
-    SLACK = 0.25
+    SLACK = 1.0
 
     def __init__(self, rate: float):
         self.interval = 1.0 / rate
