@@ -133,6 +133,9 @@ class Chatbot:
     async def start(self, app: object = None) -> Callable[[], Awaitable[None]]:
         self.db = await asyncio.to_thread(AsyncStore, open_path(self.settings.data_dir))
         fast = await asyncio.to_thread(Store, open_path(self.settings.data_dir), 0)
+        # a checkpoint copies the WAL into the file and syncs it: never on the event
+        # loop; the store's thread checkpoints (it commits at least the lease each second)
+        fast.db.execute("PRAGMA wal_autocheckpoint = 0")
         self.acceptor = Acceptor(self.db, fast)
         http = httpx.AsyncClient(timeout=self.settings.zalo_timeout, limits=httpx.Limits(
             max_connections=self.settings.zalo_concurrency))
