@@ -274,9 +274,14 @@ class OutboxCollector:
         self.store: Store | None = None
 
     def collect(self) -> Any:
-        if self.store is None:
-            self.store = Store(self.path)
-        s = self.store.stats(time.time())
+        try:
+            if self.store is None:
+                self.store = Store(self.path, busy_timeout=1.0, readonly=True)
+            s = self.store.stats(time.time())
+        except sqlite3.Error as exc:  # not created yet, or busy: no figures this scrape
+            log.warning("chatbot metrics: %s", exc)
+            self.store = None
+            return
         for name, doc, value in (
                 ("diemthi_zalo_queue_depth", "Messages accepted and not yet sent or given up",
                  s["depth"]),
