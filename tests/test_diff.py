@@ -5,7 +5,7 @@ import io
 
 from click.testing import CliRunner
 
-from diemthi import diff, store
+from diemthi import diff
 from diemthi.cli import cli
 from tests.chatbot_world import SCORES, import_scores
 
