@@ -68,6 +68,7 @@ class Pusher:
         template = None
         if doc is not None:
             template = orjson.dumps(self.template(reg.year, doc)).decode()
+        # one candidate's scores: a few hundred characters, one message under Zalo's limit
         return NewMessage(reg.user_id, "push", split_text(text)[0], template=template,
                           dedup=f"push:{reg.user_id}:{reg.sbd}:{reg.year}")
 
