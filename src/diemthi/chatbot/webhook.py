@@ -121,7 +121,8 @@ class Chatbot:
         self.settings = settings
         self.lookup = lookup
         self.conversation = Conversation(settings, lookup)
-        self.events = metrics.counter("diemthi_zalo_events", "Webhook events received", ("event",))
+        events = metrics.counter("diemthi_zalo_events", "Webhook events received", ("event",))
+        self.texts, self.others = events.labels("user_send_text"), events.labels("other")
         self.rejected = metrics.counter("diemthi_zalo_rejected", "Webhook calls refused",
                                         ("reason",))
         self.refreshes = metrics.counter("diemthi_zalo_token_refreshes", "Access token refreshes")
@@ -189,7 +190,7 @@ class Chatbot:
             return self.refuse(401, "replay", "stale_event",
                                "Sự kiện quá cũ hoặc sai thời gian.")
         name = str(event.get("event_name", ""))
-        self.events.labels(name if name == "user_send_text" else "other").inc()
+        (self.texts if name == "user_send_text" else self.others).inc()
         if not name.startswith("user_send_"):
             return OK  # acknowledged, nothing to answer
         try:
