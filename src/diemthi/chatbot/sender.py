@@ -134,6 +134,9 @@ class Sender:
                 except sqlite3.Error as exc:  # busy beyond the timeout: try again
                     log.warning("outbox: %s", exc)
                     worked = False
+                except Exception:  # noqa: BLE001 - the sender must outlive any one bug
+                    log.exception("chatbot sender step failed")
+                    worked = False
                 if not worked:
                     await self._idle(IDLE)
 
