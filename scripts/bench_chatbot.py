@@ -7,7 +7,9 @@ drain N queued messages at a given send rate.
 (1) Accept: one ``diemthi serve`` worker with the chatbot on and its durable store; wrk
 (``apt-get install wrk``) posts distinct signed ``user_send_text`` events, pre-signed by
 this script, for --seconds. Events/s = 200 answers / seconds; the store must then hold
-exactly that many events (each was committed before its 200). Goal ≥ 3,000/s.
+at least that many events (each was committed before its 200). Goal ≥ 3,000/s. In the
+same run, bracketing it, the ceiling of the stack: a bare Starlette POST route that
+reads the body and answers 200 (scripts/ceiling_app.py, same uvicorn loop and parser).
 (2) Drain: --drain messages already in the store, a fresh server sending at --rate to the
 stand-in of Zalo (loopback, answering at once); the time from the first send to the last
 against (N - 1) / rate. Goal: within 5%.
@@ -89,7 +91,17 @@ def serve(data: Path, zalo_url: str, **env: str) -> tuple[subprocess.Popen, int]
     return proc, port
 
 
-def accept(data: Path, zalo_url: str, seconds: int, connections: int, count: int) -> dict:
+def wrk(port: int, lua: Path, seconds: int, connections: int) -> dict:
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+                         check=True).stdout
+    r = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT "))[7:])
+    r["rps"] = (r["requests"] - r["non2xx"]) / r["seconds"]
+    return r
+
+
+def accept(data: Path, zalo_url: str, seconds: int, connections: int, count: int,
+           send_rate: float) -> dict:
     lines = []
     now = int(time.time() * 1000)
     for i in range(count):
@@ -102,19 +114,27 @@ def accept(data: Path, zalo_url: str, seconds: int, connections: int, count: int
     bodies.write_text("\n".join(lines) + "\n")
     lua = data / "post.lua"
     lua.write_text(LUA % {"path": bodies})
-    proc, port = serve(data, zalo_url)
+    ceiling_port = free_port()
+    ceiling = subprocess.Popen([str(Path(sys.executable).with_name("uvicorn")), "--app-dir",
+                                str(ROOT / "scripts"), "ceiling_app:app", "--port",
+                                str(ceiling_port), "--loop", "uvloop", "--http", "httptools",
+                                "--no-access-log", "--log-level", "warning"])
+    proc, port = serve(data, zalo_url, zalo_send_rate=str(send_rate))
     try:
-        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
-                              f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
-                             check=True).stdout
+        wait_ready(f"http://127.0.0.1:{ceiling_port}/v1/scores/01000001", ceiling)
+        before = wrk(ceiling_port, lua, seconds, connections)
+        r = wrk(port, lua, seconds, connections)
+        after = wrk(ceiling_port, lua, seconds, connections)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    r = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT "))[7:])
+        for p in (proc, ceiling):
+            p.terminate()
+            p.wait(timeout=30)
     db = sqlite3.connect(data / FILENAME)
     (stored,) = db.execute("SELECT count(*) FROM events").fetchone()
     ok = r["requests"] - r["non2xx"]
-    return {"events_per_s": ok / r["seconds"], "answered_200": ok, "non2xx": r["non2xx"],
+    ceiling_rps = (before["rps"] + after["rps"]) / 2
+    return {"events_per_s": ok / r["seconds"], "ceiling": ceiling_rps,
+            "ratio": ok / r["seconds"] / ceiling_rps, "answered_200": ok, "non2xx": r["non2xx"],
             "errors": r["errors"], "stored": stored, "p50_ms": r["p50"] / 1000,
             "p99_ms": r["p99"] / 1000, "wrapped": ok > count}
 
@@ -146,6 +166,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--events", type=int, default=60_000, help="distinct signed events")
+    parser.add_argument("--send-rate", type=float, default=50.0,
+                        help="the server's send rate while it accepts (the sender runs too)")
     parser.add_argument("--drain", type=int, default=500)
     parser.add_argument("--rate", type=float, default=100.0)
     args = parser.parse_args()
@@ -161,8 +183,9 @@ def main() -> None:
         data = Path(tmp) / "data"
         sample = ROOT / "data" / "sample"
         import_files(data, 2026, sorted(sample.glob("*.csv")), activate=True)
-        a = accept(data, zalo_url, args.seconds, args.connections, args.events)
-        print(f"accept: {a['events_per_s']:,.0f} events/s on one worker (goal ≥ 3,000), "
+        a = accept(data, zalo_url, args.seconds, args.connections, args.events, args.send_rate)
+        print(f"accept: {a['events_per_s']:,.0f} events/s on one worker (goal ≥ 3,000); "
+              f"ceiling of the stack {a['ceiling']:,.0f}/s, ratio {a['ratio']:.2f}; "
               f"{a['answered_200']} answered 200, {a['stored']} in the store, "
               f"non-2xx {a['non2xx']}, errors {a['errors']}, p50 {a['p50_ms']:.1f} ms, "
               f"p99 {a['p99_ms']:.1f} ms" + (" (events wrapped: raise --events)"

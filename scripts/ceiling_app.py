@@ -14,4 +14,11 @@ async def fixed(request):
     return Response(BODY, media_type="application/json")
 
 
-app = Starlette(routes=[Route("/v1/scores/{sbd}", fixed)])
+async def accepted(request):
+    """The ceiling of the webhook (scripts/bench_chatbot.py): read the body, answer 200."""
+    await request.body()
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+app = Starlette(routes=[Route("/v1/scores/{sbd}", fixed),
+                        Route("/zalo/webhook", accepted, methods=["POST"])])

@@ -14,7 +14,7 @@ from diemthi.chatbot.channels import (MAX_TEXT, Windows, choose, split_text,
 from diemthi.chatbot.outbox import FILENAME, Latest, Message, Store
 from diemthi.settings import load
 from loadtests.zalo_standin import ZaloStandIn, template_problem
-from tests.chatbot_world import (import_scores, metric, release_in, say, settings,
+from tests.chatbot_world import (event, import_scores, metric, post, release_in, say, settings,
                                  this_year, wait_for)
 from tests.servers import LiveServer
 
@@ -149,3 +149,24 @@ def test_past_the_reply_window_without_the_template_channel_nothing_is_sent(zalo
     assert zalo.sent == []
     body = zalo.refused[0]["body"]
     assert orjson.loads(orjson.dumps(body))["recipient"] == {"user_id": "D"}
+
+
+def test_any_message_the_student_sends_renews_the_free_thread(zalo, data_dir):
+    """A sticker or an image sent after an old registration: the push goes in-thread to it."""
+    now = time.time()
+    app = create_app(load(settings(data_dir, zalo.url, release_at=release_in(-1),
+                                   zalo_free_window="60s", zalo_reply_window="120s",
+                                   zalo_max_skew="1d"), environ={}))
+    with LiveServer(app) as url, httpx.Client(base_url=url) as c:
+        zalo.user_wrote("E", "img-1")
+        body = orjson.loads(event("", "img-1", name="user_send_image", user="E"))
+        body["message"] = {"msg_id": "img-1", "attachments": [{"type": "image"}]}
+        assert post(c, orjson.dumps(body)).status_code == 200
+        store = Store(data_dir / FILENAME)
+        store.db.execute("INSERT INTO registrations (user_id, sbd, year, created, updated) "
+                         "VALUES ('E', '08000123', ?, ?, ?)", (this_year(), now - 300, now - 300))
+        store.close()
+        wait_for(lambda: len(zalo.sent) == 1)
+        assert (zalo.sent[0]["channel"], zalo.sent[0]["message_id"], zalo.sent[0]["quota"]) == \
+            ("reply", "img-1", "reply")
+        assert zalo.sent[0]["text"].startswith("Điểm thi đã được công bố!")

@@ -118,6 +118,9 @@ def test_the_same_sbd_again_while_queued_gets_one_answer(zalo, data_dir):
         mine = [s for s in zalo.sent if s["user_id"] == "anxious"]
         assert len(mine) == 1 and mine[0]["text"].startswith("SBD 08000123")
         assert len(zalo.sent) == 5
+    for name in (FILENAME, FILENAME + "-wal", FILENAME + "-shm"):  # nobody else reads it
+        path = data_dir / name
+        assert not path.exists() or path.stat().st_mode & 0o777 == 0o600
 
 
 def test_replayed_or_future_events_are_refused(zalo, data_dir):

@@ -124,3 +124,18 @@ def test_phuc_khao_changes_are_notified_once(zalo, data_dir, tmp_path):
         notices = [s for s in zalo.sent if "phúc khảo" in (s["text"] or "")]
         assert len(notices) == 1 and notices[0]["user_id"] == "early"
         assert "• Toán: 7,75 → 8" in notices[0]["text"]
+
+
+def test_two_workers_push_once(zalo, data_dir):
+    n = 12
+    bodies = []
+    for i in range(n):
+        zalo.user_wrote(f"w{i}", f"wm{i}")
+        bodies.append(event(f"sbd 0800012{3 + i % 3}", f"wm{i}", user=f"w{i}"))
+    with Serve(data_dir, zalo.url, workers=2, release_at=release_in(12)) as server:
+        assert asyncio.run(burst(server.url, bodies)) == [200] * n  # both workers take them
+        with httpx.Client(base_url=server.url) as c:
+            wait_for(lambda: metric(c, "diemthi_zalo_registered") == n)
+            wait_for(lambda: len(pushes(zalo)) == n)
+            wait_for(lambda: metric(c, "diemthi_zalo_queue_depth") == 0)
+    assert pushes(zalo) == Counter({f"w{i}": 1 for i in range(n)})

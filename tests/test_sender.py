@@ -13,7 +13,11 @@ from diemthi.chatbot.sender import LEASE_TTL, MAX_BACKOFF, Pace, backoff
 from diemthi.chatbot.outbox import FILENAME
 from diemthi.cli import cli
 from loadtests.zalo_standin import ZaloStandIn
-from tests.chatbot_world import Serve, import_scores, metric, say, wait_for
+import orjson
+
+from diemthi.chatbot.signature import sign
+from tests.chatbot_world import (APP_ID, OA_SECRET, Serve, event, import_scores, metric, say,
+                                 wait_for)
 from tests.servers import LiveServer
 
 
@@ -39,10 +43,22 @@ def test_when_the_sending_worker_dies_another_takes_over(zalo, data_dir):
     with Serve(data_dir, zalo.url, workers=2) as server, \
             httpx.Client(base_url=server.url) as c:
         say(c, zalo, "08000123", "t1", user="first")
-        wait_for(lambda: len(zalo.sent) == 1)
+        wait_for(lambda: metric(c, "diemthi_zalo_sent_total") == 1)  # sent and written back
         dead = holder_pid(data_dir)
         os.kill(dead, signal.SIGKILL)
-        say(c, zalo, "08000124", "t2", user="second")  # taken by whichever worker lives
+        zalo.user_wrote("second", "t2")
+
+        def delivered() -> bool:  # as Zalo does: again until a worker answers 200
+            try:
+                return httpx.post(server.url + "/zalo/webhook", content=body, headers={
+                    "X-ZEvent-Signature": sign(APP_ID, body, stamp, OA_SECRET)},
+                    timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        body = event("08000124", "t2", user="second")
+        stamp = orjson.loads(body)["timestamp"]
+        wait_for(delivered)
         wait_for(lambda: len(zalo.sent) == 2, seconds=30 + LEASE_TTL)  # 2 cores, shared
         assert holder_pid(data_dir) != dead
         assert [s["user_id"] for s in zalo.sent] == ["first", "second"]

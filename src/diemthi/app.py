@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from typing import Any, AsyncIterator, Callable
+from typing import AsyncIterator, Callable
 from urllib.parse import parse_qs
 
 import orjson
@@ -23,7 +23,8 @@ from starlette.routing import Route
 
 from . import messages
 from .cors import ReadOnlyCORS
-from .lookup import Lookup
+from .gate import error, snapshot_for
+from .lookup import Lookup, Served
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import spec
 from .ratelimit import ClientAddress, NetworkAllow, RateLimiter
@@ -76,17 +77,9 @@ class ScoresEndpoint:
             if year is None:
                 return self.error(503, "not_ready", messages.NOT_READY,
                                   [(b"retry-after", b"10")])
-        if year not in lookup.pointers:  # never another year's data
-            return self.error(404, "year_not_found", messages.year_not_found(year))
-        release = lookup.release(year)
-        if release.at is not None and not release.published():
-            wait = str(max(1, int(release.seconds_left()))).encode()
-            return self.error(403, "not_published", messages.not_published(release.at),
-                              [(b"retry-after", wait), (b"cache-control", b"no-store")],
-                              release_at=release.at.isoformat())
-        snapshot = lookup.served.get(year)
-        if snapshot is None:  # activated, but its snapshot cannot be opened here
-            return self.error(503, "not_ready", messages.NOT_READY, [(b"retry-after", b"10")])
+        snapshot = snapshot_for(lookup, year)
+        if not isinstance(snapshot, Served):
+            return snapshot
         etag = snapshot.etag(sbd)
         headers = [(b"etag", etag), (b"cache-control", self.cache_control)]
         found = await snapshot.get(sbd)
@@ -99,11 +92,7 @@ class ScoresEndpoint:
             return 304, headers, b""
         return 200, headers, found
 
-    @staticmethod
-    def error(status: int, code: str, message: str, headers: list | None = None,
-              **extra: Any) -> tuple[int, list, bytes]:
-        return (status, [(b"content-type", JSON), *(headers or [])],
-                error_body(code, message, **extra))
+    error = staticmethod(error)
 
 
 async def healthz(request: Request) -> Response:
@@ -195,7 +184,7 @@ def create_app(settings: Settings) -> Starlette:
         from .chatbot.webhook import Chatbot
 
         chatbot = Chatbot(settings, lookup, metrics)
-        routes.append(Route("/zalo/webhook", chatbot.endpoint, methods=["POST"]))
+        routes.append(Route("/zalo/webhook", chatbot, methods=["POST"]))
     middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
     if settings.cors_origins:
         middleware.append(Middleware(ReadOnlyCORS, origins=settings.cors_origins))

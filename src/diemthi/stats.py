@@ -6,12 +6,12 @@ the bytes and answers them with an ETag, ``Cache-Control`` and ``304`` as the lo
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from . import messages
-from .lookup import Lookup
-from .responses import JSON, error_body
+from .gate import error, snapshot_for
+from .lookup import Lookup, Served
+from .responses import JSON, etag_matches
 from .settings import Settings
 from .standing import NATIONAL
 
@@ -21,8 +21,6 @@ class StatsEndpoint:
 
     def __init__(self, settings: Settings, lookup: Lookup):
         self.lookup = lookup
-        self.release_at = settings.release_at
-        self.release_ts = settings.release_at.timestamp() if settings.release_at else 0.0
         self.cache_control = f"public, max-age={settings.max_age}".encode()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -35,31 +33,22 @@ class StatsEndpoint:
         params = scope["path_params"]
         text, where = params["year"], params.get("scope")
         if len(text) != 4 or not text.isascii() or not text.isdigit():
-            return _error(400, "invalid_year", messages.INVALID_YEAR)
+            return error(400, "invalid_year", messages.INVALID_YEAR)
         year = int(text)
-        if self.release_ts and time.time() < self.release_ts:
-            wait = str(max(1, int(self.release_ts - time.time()))).encode()
-            return _error(403, "not_published", messages.not_published(self.release_at),
-                          [(b"retry-after", wait), (b"cache-control", b"no-store")],
-                          release_at=self.release_at.isoformat())  # type: ignore[union-attr]
-        served = self.lookup.served.get(year)
-        if served is None:
-            return _error(404, "year_not_found", messages.year_not_found(year))
+        served = snapshot_for(self.lookup, year)
+        if not isinstance(served, Served):
+            return served
         body = served.stats_body(where)
         if body is None:
             if where == NATIONAL:
-                return _error(404, "national_not_found", messages.national_not_found(year))
-            return _error(404, "province_not_found", messages.province_not_found(where, year))
+                return error(404, "national_not_found", messages.national_not_found(year))
+            return error(404, "province_not_found", messages.province_not_found(where, year))
         etag = served.stats_etag(where)
         headers = [(b"etag", etag), (b"cache-control", self.cache_control)]
-        for name, value in scope["headers"]:
-            if name == b"if-none-match" and (value.strip() == b"*" or etag in value):
-                return 304, headers, b""
+        conditions = [value for name, value in scope["headers"] if name == b"if-none-match"]
+        if conditions and etag_matches(b",".join(conditions), etag):
+            return 304, headers, b""
         headers.append((b"content-type", JSON))
         return 200, headers, body
 
 
-def _error(status: int, code: str, message: str, headers: list | None = None,
-           **extra: object) -> tuple[int, list, bytes]:
-    return (status, [(b"content-type", JSON), *(headers or [])],
-            error_body(code, message, **extra))

@@ -38,9 +38,9 @@ class Conversation:
         served = self.lookup.served
         reading = understand.read(text, served=replies.served_provinces(served),
                                   max_sbds=self.settings.chatbot_max_sbds)
-        if release.embargoed(self.settings, time.time()):
-            moment = release.release_at(self.settings)
-            year = release.embargo_year(self.settings)
+        if release.embargoed(self.lookup, time.time()):
+            moment = release.release_at(self.lookup)
+            year = release.embargo_year(self.lookup)
             if reading.sbds and register is not None and year is not None and moment:
                 for sbd in reading.sbds:
                     register(sbd, year)

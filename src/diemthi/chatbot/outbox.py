@@ -16,6 +16,7 @@ half-way. The schema and every query live in this module.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -157,16 +158,18 @@ class Registration:
     snapshot: str | None
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, busy_timeout: float = 10.0) -> sqlite3.Connection:
     """A connection in autocommit mode (we open transactions ourselves), WAL, waiting
-    up to 10 s for another process's write lock."""
+    up to ``busy_timeout`` seconds for another writer's lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    if not path.exists():  # private from the start; SQLite gives -wal and -shm its mode
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                         timeout=busy_timeout)
     db.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL: a commit survives the process being killed (the OS has the pages);
     # only a power cut can lose the last commits, and it never corrupts the file.
     db.execute("PRAGMA synchronous=NORMAL")
-    path.chmod(0o600)
     return db
 
 
@@ -174,13 +177,18 @@ class Store:
     """The queries over one connection. Not thread-safe: :class:`AsyncStore` gives
     it one thread of its own."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, busy_timeout: float = 10.0, readonly: bool = False):
         self.path = path
+        if readonly:  # what /metrics and `zalo status` read: never a write, never a wait
+            self.db = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True,
+                                      check_same_thread=False, timeout=busy_timeout)
+            return
         self.db = connect(path)
         with self.write():
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self.db.execute(statement)
+        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
 
     def close(self) -> None:
         self.db.close()
@@ -412,7 +420,7 @@ def read_stats(data_dir: Path, now: float | None = None) -> dict[str, Any] | Non
     path = data_dir / FILENAME
     if not path.exists():
         return None
-    store = Store(path)
+    store = Store(path, readonly=True)
     try:
         return store.stats(time.time() if now is None else now)
     finally:

@@ -46,7 +46,7 @@ class Pusher:
         now = time.time()
         for year in await self.db.run(self.db.store.push_years):
             served = self.lookup.served.get(year)
-            if served is None or release.embargoed(self.settings, now, year):
+            if served is None or release.embargoed(self.lookup, now, year):
                 continue
             batch = await self.db.run(self.db.store.unpushed, year, BATCH)
             if batch:
@@ -68,6 +68,7 @@ class Pusher:
         template = None
         if doc is not None:
             template = orjson.dumps(self.template(reg.year, doc)).decode()
+        # one candidate's scores: a few hundred characters, one message under Zalo's limit
         return NewMessage(reg.user_id, "push", split_text(text)[0], template=template,
                           dedup=f"push:{reg.user_id}:{reg.sbd}:{reg.year}")
 

@@ -49,7 +49,7 @@ class Pace:
     start that wakes late does not move the schedule (the next ones catch up), unless
     the sender was idle or stalled for more than ``SLACK`` seconds."""
 
-    SLACK = 0.25
+    SLACK = 1.0
 
     def __init__(self, rate: float):
         self.interval = 1.0 / rate
@@ -133,6 +133,9 @@ class Sender:
                     worked = await self.send_due() or worked
                 except sqlite3.Error as exc:  # busy beyond the timeout: try again
                     log.warning("outbox: %s", exc)
+                    worked = False
+                except Exception:  # noqa: BLE001 - the sender must outlive any one bug
+                    log.exception("chatbot sender step failed")
                     worked = False
                 if not worked:
                     await self._idle(IDLE)
@@ -272,9 +275,14 @@ class OutboxCollector:
         self.store: Store | None = None
 
     def collect(self) -> Any:
-        if self.store is None:
-            self.store = Store(self.path)
-        s = self.store.stats(time.time())
+        try:
+            if self.store is None:
+                self.store = Store(self.path, busy_timeout=1.0, readonly=True)
+            s = self.store.stats(time.time())
+        except sqlite3.Error as exc:  # not created yet, or busy: no figures this scrape
+            log.warning("chatbot metrics: %s", exc)
+            self.store = None
+            return
         for name, doc, value in (
                 ("diemthi_zalo_queue_depth", "Messages accepted and not yet sent or given up",
                  s["depth"]),

@@ -16,7 +16,7 @@ import fcntl
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Awaitable, Callable
+from typing import IO, Callable
 
 import httpx
 import orjson
