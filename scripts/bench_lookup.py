@@ -73,7 +73,7 @@ end
 """
 
 
-def wrk(port: int, lua: Path, seconds: float, connections: int) -> dict:
+def wrk(port: int, lua: Path, seconds: int, connections: int) -> dict:
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
                           f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
                          check=True).stdout
@@ -163,7 +163,7 @@ def main() -> None:
                     help="synthetic candidates per year [1,200,000; 1,100,000 with --years]")
     ap.add_argument("--years", type=int, default=1, help="exam years served, ending 2026")
     ap.add_argument("--file", type=Path, help="a real score file to serve instead")
-    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--cache-dir", type=Path,

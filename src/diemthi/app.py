@@ -141,7 +141,7 @@ def create_app(settings: Settings) -> Starlette:
     lookup = Lookup(settings.data_dir, cache_size=settings.cache_size,
                     negative_cache_size=settings.negative_cache_size,
                     batch_size=settings.batch_size)
-    metrics = Metrics(lookup)
+    metrics = Metrics(lookup, settings.metrics_dir)
     openapi = orjson.dumps(spec())
 
     @contextlib.asynccontextmanager
@@ -180,6 +180,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.lookup = lookup
     app.state.metrics = metrics
     app.state.on_start = []  # async callables returning an async stop callable
+    if metrics.shared is not None:  # --workers N: this worker's share of /metrics
+        app.state.on_start.append(metrics.shared.start)
     if settings.zalo_enabled:
         app.state.chatbot = chatbot
         app.state.on_start.append(chatbot.start)

@@ -208,8 +208,19 @@ def serve(data_dir: Path | None, host: str | None, port: int | None, workers: in
     for name, value in flags.items():
         if value is not None:
             os.environ[settings_mod.PREFIX + name.upper()] = str(value)
-    uvicorn.run("diemthi.app:app_from_environment", factory=True, workers=settings.workers,
-                **common)  # type: ignore[arg-type]
+    # One /metrics for all workers: a private directory, empty at start, where they share
+    # their figures (prometheus_client reads PROMETHEUS_MULTIPROC_DIR when imported).
+    import shutil
+    import tempfile
+
+    shared = tempfile.mkdtemp(prefix="diemthi-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+    os.environ[settings_mod.PREFIX + "METRICS_DIR"] = shared
+    try:
+        uvicorn.run("diemthi.app:app_from_environment", factory=True,
+                    workers=settings.workers, **common)  # type: ignore[arg-type]
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def main() -> None:

@@ -61,6 +61,9 @@ class Settings:
     rate_burst: int = 20
     trusted_proxies: tuple = ()  # networks whose X-Forwarded-For we believe
     access_log: bool = False
+    # --workers N: the private directory where workers share metrics; `diemthi serve`
+    # makes it (and sets PROMETHEUS_MULTIPROC_DIR to it), leave it unset
+    metrics_dir: Path | None = None
     # Zalo OA chatbot; off unless app id and OA secret key are set
     zalo_app_id: str = ""
     zalo_oa_secret_key: str = ""
@@ -84,7 +87,7 @@ _CASTS = {
     "negative_cache_size": int, "batch_size": int, "max_age": int, "reload_interval": float,
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
     "trusted_proxies": _networks, "access_log": _bool, "zalo_queue_size": int,
-    "zalo_concurrency": int, "zalo_timeout": float, "zalo_retries": int,
+    "metrics_dir": Path, "zalo_concurrency": int, "zalo_timeout": float, "zalo_retries": int,
 }
 
 
