@@ -1,19 +1,19 @@
 """deploy/nginx.conf, run by the real nginx (Debian's nginx-light) in front of the real app.
 
 Each test gets its own nginx prefix in a temporary directory with a copy of deploy/ in
-which exactly two things differ from the shipped files (:func:`edge_copy`): the port it
-listens on and the app's port, both free ports, since other test runs share the machine.
+which exactly two things differ from the shipped files (``edge_prefix`` in
+scripts/support.py, shared with scripts/bench_edge.py): the port it listens on and the
+app's port, both free ports, since other test runs share the machine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
-import tempfile
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,7 +28,8 @@ from tests.conftest import ROOT
 from tests.servers import LiveServer, free_port
 from tests.test_app import publish
 
-DEPLOY = ROOT / "deploy"
+sys.path.insert(0, str(ROOT / "scripts"))
+from support import edge_prefix  # noqa: E402
 ROW = "{sbd},7.75,6.5,8.25,9,8.5,N1\n"
 SCORES = "/v1/scores/{sbd}"
 
@@ -42,27 +43,6 @@ def nginx_binary() -> str:
     return found
 
 
-def prefix_dir() -> Path:
-    """A prefix nginx's workers (user nobody) can enter: tmp_path's parents are 0700."""
-    prefix = Path(tempfile.mkdtemp(prefix="diemthi-edge-"))
-    prefix.chmod(0o755)
-    (prefix / "logs").mkdir()
-    (prefix / "deploy").mkdir()
-    return prefix
-
-
-def edge_copy(prefix: Path, listen_port: int, app_port: int) -> None:
-    """The shipped config with its two ports replaced, and nothing else."""
-    conf = (DEPLOY / "nginx.conf").read_text()
-    conf, listens = re.subn(r"listen 127\.0\.0\.1:8080;", f"listen 127.0.0.1:{listen_port};",
-                            conf)
-    conf, upstreams = re.subn(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{app_port};",
-                              conf)
-    assert listens == upstreams == 1, "deploy/nginx.conf: one listen line, one upstream"
-    (prefix / "deploy" / "nginx.conf").write_text(conf)
-    shutil.copy(DEPLOY / "diemthi-proxy.conf", prefix / "deploy")
-
-
 @contextlib.contextmanager
 def edge(data_dir: Path, **settings: str) -> Iterator[tuple[httpx.Client, object]]:
     """The app on one free port, nginx with deploy/nginx.conf on another; a client of
@@ -70,10 +50,9 @@ def edge(data_dir: Path, **settings: str) -> Iterator[tuple[httpx.Client, object
     binary = nginx_binary()
     app = create_app(load({"data_dir": str(data_dir), "reload_interval": "0.1",
                            "trusted_proxies": "127.0.0.1/32", **settings}))
-    prefix = prefix_dir()
     with LiveServer(app) as app_url:
         port = free_port()
-        edge_copy(prefix, port, int(app_url.rsplit(":", 1)[1]))
+        prefix = edge_prefix(port, int(app_url.rsplit(":", 1)[1]))
         proc = subprocess.Popen([binary, "-p", str(prefix), "-c", "deploy/nginx.conf",
                                  "-g", "daemon off;"], stderr=subprocess.PIPE)
         try:
@@ -105,11 +84,11 @@ def app_requests(app: object, status: int) -> int:
 
 def test_the_shipped_config_passes_nginx_t():
     binary = nginx_binary()
-    prefix = prefix_dir()
+    prefix = edge_prefix(8080, 8000)  # the shipped files as they are
     try:
-        shutil.copy(DEPLOY / "nginx.conf", prefix / "deploy")
-        shutil.copy(DEPLOY / "diemthi-proxy.conf", prefix / "deploy")
-        out = subprocess.run([binary, "-t", "-p", str(prefix), "-c", "deploy/nginx.conf"],
+        assert (Path(prefix) / "deploy" / "nginx.conf").read_text() == \
+            (ROOT / "deploy" / "nginx.conf").read_text()
+        out = subprocess.run([binary, "-t", "-p", prefix, "-c", "deploy/nginx.conf"],
                              capture_output=True, text=True)
         assert out.returncode == 0 and "test is successful" in out.stderr, out.stderr
     finally:
