@@ -1,8 +1,8 @@
 """Hot-set throughput through the nginx edge (deploy/nginx.conf) against nginx serving a
 static file of the same size, in one run, with wrk on 127.0.0.1.
 
-    .venv/bin/python scripts/bench_edge.py [--rows 100000] [--workers 1] [--seconds 10]
-                                           [--runs 3]
+    .venv/bin/python scripts/bench_edge.py [--rows 1200000] [--workers 1] [--seconds 10]
+                                           [--runs 3] [--cache-dir DIR]
 
 Serves synthetic candidates with ``diemthi serve --workers N`` behind the shipped edge
 config (ports substituted, and the per-client rate and burst raised: wrk connects from
@@ -10,7 +10,8 @@ config (ports substituted, and the per-client rate and burst raised: wrk connect
 the same worker settings serves one static file as large as a lookup body. wrk (64
 connections, one thread) asks the edge for a hot set of 2,000 SBDs (after one warm-up
 pass fills the cache) and the static server for its file, in turn, each edge run bracketed
-by static runs; and once for the same hot set straight to the app, without the edge.
+by static runs; then once each for the same hot set straight to the app, and for every
+SBD different (cold) through the edge and straight to the app.
 Needs nginx and wrk (installed from Debian when missing and we are root).
 """
 
@@ -28,16 +29,20 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from diemthi.importer import import_files
+from bench_lookup import cached_snapshot
+from diemthi import store
 from diemthi.reference import provinces
-from diemthi.synthetic import write_csv
 from support import edge_prefix, free_port, need_nginx, need_wrk, wait_ready
 
 HOT = r"""
 local codes = {%(codes)s}
 local per, total, hot = %(per)d, %(total)d, %(hot)d
+local counter = %(start)d
 request = function()
-  local k = (math.random(0, hot - 1) * 7919) %% total
+  counter = counter + 1
+  local k = counter
+  if hot > 0 then k = math.random(0, hot - 1) end
+  k = (k * 7919) %% total
   return wrk.format("GET", string.format("/v1/scores/%%s%%06d", codes[math.floor(k / per) + 1], k %% per + 1))
 end
 """
@@ -83,7 +88,9 @@ def wrk(port: int, lua: Path, seconds: int, connections: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--rows", type=int, default=1_200_000)
+    ap.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "diemthi-bench",
+                    help="generated snapshots, shared with bench_lookup.py")
     ap.add_argument("--workers", type=int, default=1, help="diemthi serve --workers")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--runs", type=int, default=3)
@@ -97,11 +104,18 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
         work = Path(tmp)
-        source = write_csv(work / "rows.csv", args.rows)
-        import_files(work / "data", 2026, [source], activate=True, jobs=2)
+        snapshot = cached_snapshot(args.cache_dir, 2026, args.rows)
+        link = store.snapshot_path(work / "data", snapshot.stem)
+        link.parent.mkdir(parents=True)
+        link.symlink_to(snapshot)
+        store.activate(work / "data", snapshot.stem)
         hot = work / "hot.lua"
         hot.write_text(HOT % {"codes": ",".join(f'"{c}"' for c in codes), "per": per,
-                              "total": args.rows, "hot": 2000} + DONE)
+                              "total": args.rows, "hot": 2000, "start": 0} + DONE)
+        distinct, app_distinct = work / "distinct.lua", work / "app_distinct.lua"
+        for script, start in ((distinct, 0), (app_distinct, args.rows // 2)):  # no overlap
+            script.write_text(HOT % {"codes": ",".join(f'"{c}"' for c in codes), "per": per,
+                                     "total": args.rows, "hot": 0, "start": start} + DONE)
         static_lua = work / "static.lua"
         static_lua.write_text(STATIC + DONE)
         app_port, edge_port, static_port = free_port(), free_port(), free_port()
@@ -127,7 +141,8 @@ def main() -> None:
             wait_ready(f"http://127.0.0.1:{edge_port}/healthz", procs[1])
             wait_ready(f"http://127.0.0.1:{static_port}/v1/scores/static.json", procs[2])
             wrk(edge_port, hot, 3, args.connections)  # warm-up: the hot set into the cache
-            runs: dict[str, list[dict]] = {"static": [], "edge": [], "app": []}
+            runs: dict[str, list[dict]] = {"static": [], "edge": [], "app": [], "cold": [],
+                                           "app_cold": []}
             ratios = []
             runs["static"].append(wrk(static_port, static_lua, args.seconds, args.connections))
             for i in range(args.runs):
@@ -139,6 +154,9 @@ def main() -> None:
                 print(f"run {i + 1}: edge {runs['edge'][-1]['rps']:,.0f} req/s, static "
                       f"{runs['static'][-1]['rps']:,.0f} req/s ({ratios[-1]:.2f})", flush=True)
             runs["app"].append(wrk(app_port, hot, args.seconds, args.connections))
+            # every SBD different: misses at the edge, proxied (and stored) one by one
+            runs["cold"].append(wrk(edge_port, distinct, args.seconds, args.connections))
+            runs["app_cold"].append(wrk(app_port, app_distinct, args.seconds, args.connections))
         finally:
             for p in reversed(procs):
                 p.send_signal(signal.SIGQUIT if p is not procs[0] else signal.SIGTERM)
@@ -153,7 +171,9 @@ def main() -> None:
     print(f"{'':<38}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for name, label in (("static", "nginx, static file of the same size"),
                         ("edge", "edge (deploy/nginx.conf), cached"),
-                        ("app", "the app alone, no edge")):
+                        ("app", "the app alone, no edge"),
+                        ("cold", "edge, every SBD different (misses)"),
+                        ("app_cold", "the app alone, every SBD different")):
         rs = runs[name]
         rps = statistics.median(r["rps"] for r in rs)
         ratio = statistics.median(ratios) if name == "edge" else \
