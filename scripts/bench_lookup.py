@@ -73,13 +73,32 @@ end
 """
 
 
-def wrk(port: int, lua: Path, seconds: int, connections: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a server process and its worker processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
+
+
+def wrk(port: int, lua: Path, seconds: int, connections: int, pid: int) -> dict:
+    """One wrk run; also the server's CPU time per request, which other programs on a
+    shared machine disturb much less than requests per second."""
+    cpu = cpu_seconds(pid)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
                           f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
                          check=True).stdout
+    cpu = cpu_seconds(pid) - cpu
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     r = json.loads(line[7:])
     r["rps"] = r["requests"] / r["seconds"]
+    r["cpu_us"] = cpu / max(r["requests"], 1) * 1e6
     return r
 
 
@@ -201,20 +220,22 @@ def main() -> None:
 
             def ceiling_now() -> float:
                 runs["ceiling"].append(wrk(ceiling_port, scripts["hot2000"], args.seconds,
-                                           args.connections))
+                                           args.connections, ceiling.pid))
                 return runs["ceiling"][-1]["rps"]
 
             before = ceiling_now()
             for i in range(args.runs):
+                # copied now, so that writing it back to disk is over before the swap run
+                new_id = None if args.no_swap else swap_copy(data, snaps[-1], i)
                 for name in names:
                     timer = None
-                    if name == "swap":  # activate a new snapshot a fifth into the run
-                        new_id = swap_copy(data, snaps[-1], i)
+                    if name == "swap":  # activate the new snapshot a fifth into the run
                         timer = threading.Timer(args.seconds / 5, store.activate,
                                                 (data, new_id))
                         timer.start()
                     script = scripts["hot2000" if name == "hot2000" else "distinct"]
-                    runs[name].append(wrk(ours_port, script, args.seconds, args.connections))
+                    runs[name].append(wrk(ours_port, script, args.seconds, args.connections,
+                                         ours.pid))
                     if timer is not None:
                         timer.join()
                     after = ceiling_now()  # bracketed: drift of the machine cancels out
@@ -233,7 +254,9 @@ def main() -> None:
     print(f"\n--workers {args.workers}, {what}, {args.connections} connections, "
           f"{args.seconds} s x {args.runs} runs; medians; ratio = median over runs of "
           f"req/s / mean of the ceiling runs just before and after")
-    print(f"{'':<34}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    print(f"{'':<34}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+          f"{'CPU us/req':>11}{'CPU ratio':>10}")
+    ceiling_cpu = statistics.median(r["cpu_us"] for r in runs["ceiling"])
     goals = {"distinct": ("(a) every SBD different", 0.85, 10),
              "hot2000": ("(b) hot set of 2,000", 0.92, 10),
              "swap": ("(c) (a) with a snapshot swap", None, 25)}
@@ -251,7 +274,11 @@ def main() -> None:
         if p99_goal:
             notes.append(f"p99 <= {p99_goal} ms")
         note = f"  (goal {', '.join(notes)})" if notes else ""
-        print(f"{label:<34}{rps:>10,.0f}{ratio:>8.2f}{p50:>9.2f}{p99:>9.2f}{bad:>9}{note}")
+        cpu = statistics.median(r["cpu_us"] for r in rs)
+        print(f"{label:<34}{rps:>10,.0f}{ratio:>8.2f}{p50:>9.2f}{p99:>9.2f}{bad:>9}"
+              f"{cpu:>11.1f}{ceiling_cpu / cpu:>10.2f}{note}")
+    print("CPU ratio = the ceiling's server CPU time per request / ours: what req/s would "
+          "be on an idle machine, where the server, not the machine, is the limit")
     if args.file:
         print("(non-2xx: none expected; the load asks for the file's own SBDs)")
     print(f"start-up to ready: {startup:.1f} s (goal <= 10)")
