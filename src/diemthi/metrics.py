@@ -84,9 +84,7 @@ class Metrics:
         s = self.lookup.stats
         return {"requests": [[route, status, n] for (route, status), n in self.counts.items()],
                 "buckets": self.buckets, "sums": self.sums,
-                "lookup": {"hits": s.hits, "misses": s.misses,
-                           "negative_hits": s.negative_hits, "store_reads": s.store_reads,
-                           "store_keys": s.store_keys}}
+                "lookup": {key: getattr(s, key) for key, _, _ in _LOOKUP_COUNTERS}}
 
 
 def _request_families(counts: dict, buckets: dict, sums: dict) -> Any:
@@ -110,6 +108,8 @@ _LOOKUP_COUNTERS = (
     ("negative_hits", "diemthi_cache_negative_hits", "Unknown SBDs answered from the LRU"),
     ("store_reads", "diemthi_store_reads", "Round trips to SQLite (each serves a batch)"),
     ("store_keys", "diemthi_store_keys", "SBDs asked of SQLite"),
+    ("loop_reads", "diemthi_store_loop_reads", "Of those round trips, point reads of a "
+     "resident snapshot done on the event loop (the rest went to a thread)"),
 )
 
 
