@@ -9,9 +9,9 @@ config (ports substituted, and the per-client rate and burst raised: wrk connect
 127.0.0.1; the limit is still checked on every request). Beside it, a second nginx with
 the same worker settings serves one static file as large as a lookup body. wrk (64
 connections, one thread) asks the edge for a hot set of 2,000 SBDs (after one warm-up
-pass fills the cache) and the static server for its file, in turn, each edge run bracketed
-by static runs; then once each for the same hot set straight to the app, and for every
-SBD different (cold) through the edge and straight to the app.
+pass fills the cache) and the static server for the same paths (all one file), in turn,
+each edge run bracketed by static runs; then once each for the same hot set straight to
+the app, and for every SBD different (cold) through the edge and straight to the app.
 Needs nginx and wrk (installed from Debian when missing and we are root).
 """
 
@@ -46,9 +46,6 @@ request = function()
   return wrk.format("GET", string.format("/v1/scores/%%s%%06d", codes[math.floor(k / per) + 1], k %% per + 1))
 end
 """
-STATIC = r"""
-request = function() return wrk.format("GET", "/v1/scores/static.json") end
-"""
 DONE = r"""
 done = function(summary, latency, requests)
   io.write(string.format('RESULT {"requests": %d, "seconds": %f, "p50": %d, "p99": %d, ' ..
@@ -67,10 +64,13 @@ http {
     sendfile on;
     tcp_nodelay on;
     keepalive_requests 10000;
+    open_file_cache max=20000 inactive=60s;  # as deploy/nginx.conf: like for like
     default_type application/json;
     server {
         listen 127.0.0.1:%(port)d;
         root static;
+        # the same requests as the edge gets (and so the same work for wrk), one file
+        location ~ ^/v1/scores/ { rewrite ^ /body.json break; }
     }
 }
 """
@@ -116,8 +116,6 @@ def main() -> None:
         for script, start in ((distinct, 0), (app_distinct, args.rows // 2)):  # no overlap
             script.write_text(HOT % {"codes": ",".join(f'"{c}"' for c in codes), "per": per,
                                      "total": args.rows, "hot": 0, "start": start} + DONE)
-        static_lua = work / "static.lua"
-        static_lua.write_text(STATIC + DONE)
         app_port, edge_port, static_port = free_port(), free_port(), free_port()
         prefix = edge_prefix(edge_port, app_port, unlimited=True)
         try:
@@ -130,24 +128,23 @@ def main() -> None:
             wait_ready(f"http://127.0.0.1:{app_port}/readyz", procs[0])
             sample = urllib.request.urlopen(
                 f"http://127.0.0.1:{app_port}/v1/scores/{codes[0]}000001").read()
-            (Path(prefix) / "static" / "v1" / "scores").mkdir(parents=True)
-            (Path(prefix) / "static" / "v1" / "scores" / "static.json").write_bytes(sample)
-            os.chmod(Path(prefix) / "static", 0o755)
+            (Path(prefix) / "static").mkdir(mode=0o755)
+            (Path(prefix) / "static" / "body.json").write_bytes(sample)
             (Path(prefix) / "deploy" / "static.conf").write_text(
                 STATIC_CONF % {"port": static_port})
             for conf in ("deploy/nginx.conf", "deploy/static.conf"):
                 procs.append(subprocess.Popen([nginx, "-p", prefix, "-c", conf, "-g",
                                                "daemon off;"]))
             wait_ready(f"http://127.0.0.1:{edge_port}/healthz", procs[1])
-            wait_ready(f"http://127.0.0.1:{static_port}/v1/scores/static.json", procs[2])
+            wait_ready(f"http://127.0.0.1:{static_port}/v1/scores/01000001", procs[2])
             wrk(edge_port, hot, 3, args.connections)  # warm-up: the hot set into the cache
             runs: dict[str, list[dict]] = {"static": [], "edge": [], "app": [], "cold": [],
                                            "app_cold": []}
             ratios = []
-            runs["static"].append(wrk(static_port, static_lua, args.seconds, args.connections))
+            runs["static"].append(wrk(static_port, hot, args.seconds, args.connections))
             for i in range(args.runs):
                 runs["edge"].append(wrk(edge_port, hot, args.seconds, args.connections))
-                runs["static"].append(wrk(static_port, static_lua, args.seconds,
+                runs["static"].append(wrk(static_port, hot, args.seconds,
                                           args.connections))
                 ratios.append(runs["edge"][-1]["rps"] /
                               ((runs["static"][-2]["rps"] + runs["static"][-1]["rps"]) / 2))
