@@ -140,3 +140,11 @@ def test_prewarm_reads_the_file_through(tmp_path, monkeypatch):
     assert lookup_mod.prewarm(f)
     monkeypatch.setattr(lookup_mod, "available_memory", lambda: 5_000_000)
     assert not lookup_mod.prewarm(f)
+
+
+async def test_a_closed_snapshot_opens_nothing_new(info):
+    s = await open_served(info, resident=True)
+    await s.close()
+    with pytest.raises(Exception, match="closed"):
+        await s.get("01000001")
+    assert s.db is None

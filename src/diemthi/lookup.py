@@ -136,6 +136,7 @@ class Served:
         self.until_check = FAULT_CHECK_EVERY
         self.db: aiosqlite.Connection | None = None  # the off-loop path, opened when needed
         self.rewarming: asyncio.Task | None = None
+        self.closed = False
         # single flight: the waiters of each SBD being read (each its own future, so a
         # cancelled request cannot cancel the others' answer)
         self.waiting: dict[str, list[asyncio.Future]] = {}
@@ -155,12 +156,15 @@ class Served:
         return served
 
     async def _open_db(self) -> aiosqlite.Connection:
+        if self.closed:  # never a new connection (and its thread) for a closed snapshot
+            raise sqlite3.ProgrammingError(f"snapshot {self.id} is closed")
         if self.db is None:
             self.db = await aiosqlite.connect(store.readonly_uri(self.info.path), uri=True)
             await self.db.execute("PRAGMA query_only=1")
         return self.db
 
     async def close(self) -> None:
+        self.closed = True
         if self.rewarming is not None:
             self.rewarming.cancel()
         if self.point is not None:
