@@ -176,3 +176,19 @@ def test_the_app_sees_the_client_address_not_a_forged_one(data_dir, tmp_path):
         assert answers[:3] == [200] * 3 and set(answers[3:]) == {429}
         r = client.get(SCORES.format(sbd="01000009"))
         assert r.status_code == 429 and r.headers["x-cache-status"] != "HIT"
+
+
+def test_an_expired_entry_is_served_stale_while_it_is_revalidated(data_dir, tmp_path):
+    publish(data_dir, tmp_path, ROW.format(sbd="01000001"))
+    with edge(data_dir, max_age="1") as (client, app):
+        first = client.get(SCORES.format(sbd="01000001"))
+        seen: set[str] = set()
+        deadline = time.monotonic() + 30
+        while not {"STALE", "UPDATING"} & seen or app_requests(app, 304) == 0:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.2)
+            r = client.get(SCORES.format(sbd="01000001"))
+            assert r.status_code == 200 and r.content == first.content
+            seen.add(r.headers["x-cache-status"])
+        # nobody waited for the refresh, and the refresh asked the app If-None-Match
+        assert app_requests(app, 200) == 1
