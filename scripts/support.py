@@ -1,8 +1,10 @@
 """What the benchmark and load-test scripts share: a free loopback port, waiting for a
-server to answer."""
+server to answer, the Debian tools they drive."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +18,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:
+def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 120,
+               interval: float = 0.2) -> None:
     """Until ``url`` answers 200; exits the script if it never does (or ``proc`` dies)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and (proc is None or proc.poll() is None):
@@ -25,5 +28,62 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
                 if r.status == 200:
                     return
         except OSError:
-            time.sleep(0.2)
+            time.sleep(interval)
     sys.exit(f"not ready: {url}")
+
+
+def need_tool(command: str, package: str) -> str:
+    """The path of ``command``; installs its Debian ``package`` when missing (as
+    `make test` does, scripts/system_deps.sh), or exits saying what to install."""
+    found = shutil.which(command) or shutil.which(command, path="/usr/sbin:/sbin")
+    if found is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.run(["bash", os.path.join(here, "system_deps.sh"), package], check=False)
+        found = shutil.which(command) or shutil.which(command, path="/usr/sbin:/sbin")
+    if found is None:
+        sys.exit(f"{command} is needed: apt-get install {package}")
+    return found
+
+
+def need_wrk() -> str:
+    return need_tool("wrk", "wrk")
+
+
+DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy")
+
+
+def edge_prefix(listen_port: int, app_port: int, unlimited: bool = False) -> str:
+    """A fresh nginx prefix (a temporary directory) holding a copy of deploy/ in which only
+    the listen port and the app's port differ from the shipped files, and, when
+    ``unlimited``, the per-client rate and burst (benchmarks send everything from one
+    address; the limit is still checked on every request). Run it with
+    ``nginx -p PREFIX -c deploy/nginx.conf``; remove it with shutil.rmtree."""
+    import re
+    import tempfile
+
+    prefix = tempfile.mkdtemp(prefix="diemthi-edge-")
+    os.chmod(prefix, 0o755)  # nginx's workers (user nobody) must enter it
+    os.mkdir(os.path.join(prefix, "logs"))
+    os.mkdir(os.path.join(prefix, "deploy"))
+    with open(os.path.join(DEPLOY, "nginx.conf")) as fh:
+        conf = fh.read()
+    conf, listens = re.subn(r"listen 127\.0\.0\.1:8080;", f"listen 127.0.0.1:{listen_port};",
+                            conf)
+    conf, upstreams = re.subn(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{app_port};",
+                              conf)
+    if (listens, upstreams) != (1, 1):
+        raise ValueError("deploy/nginx.conf: expected one listen line and one upstream server")
+    with open(os.path.join(DEPLOY, "diemthi-proxy.conf")) as fh:
+        locations = fh.read()
+    if unlimited:
+        conf = re.sub(r"rate=\S+;", "rate=1000000r/s;", conf)
+        locations = re.sub(r"burst=\d+", "burst=1000000", locations)
+    with open(os.path.join(prefix, "deploy", "nginx.conf"), "w") as fh:
+        fh.write(conf)
+    with open(os.path.join(prefix, "deploy", "diemthi-proxy.conf"), "w") as fh:
+        fh.write(locations)
+    return prefix
+
+
+def need_nginx() -> str:
+    return need_tool("nginx", "nginx-light")

@@ -150,7 +150,7 @@ def create_app(settings: Settings) -> Starlette:
                     negative_cache_size=settings.negative_cache_size,
                     batch_size=settings.batch_size, year=settings.year,
                     release_override=settings.release_at)
-    metrics = Metrics(lookup)
+    metrics = Metrics(lookup, settings.metrics_dir)
     openapi = orjson.dumps(spec())
 
     @contextlib.asynccontextmanager
@@ -197,6 +197,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.metrics_allow = NetworkAllow(settings.metrics_networks,
                                            ClientAddress(settings.trusted_proxies))
     app.state.on_start = []  # async callables returning an async stop callable
+    if metrics.shared is not None:  # --workers N: this worker's share of /metrics
+        app.state.on_start.append(metrics.shared.start)
     if settings.zalo_enabled:
         app.state.chatbot = chatbot
         app.state.on_start.append(chatbot.start)

@@ -418,7 +418,18 @@ def serve(data_dir: Path | None, **flags: Any) -> None:
     for name, value in flags.items():
         if value is not None:
             os.environ[settings_mod.PREFIX + name.upper()] = str(value)
-    server.run(server.config(settings, "diemthi.app:app_from_environment", factory=True))
+    # One /metrics for all workers: a private directory, empty at start, where they share
+    # their figures (prometheus_client reads PROMETHEUS_MULTIPROC_DIR when imported).
+    import shutil
+    import tempfile
+
+    shared = tempfile.mkdtemp(prefix="diemthi-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+    os.environ[settings_mod.PREFIX + "METRICS_DIR"] = shared
+    try:
+        server.run(server.config(settings, "diemthi.app:app_from_environment", factory=True))
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 @cli.command("backup")

@@ -93,6 +93,9 @@ class Settings:
     # CORS for the read-only routes (/v1/scores, /v1/stats); off unless origins are listed,
     # e.g. the origins Zalo serves Mini Apps from: https://h5.zdn.vn,zbrowser://h5.zdn.vn
     cors_origins: tuple = ()
+    # --workers N: the private directory where workers share metrics; `diemthi serve`
+    # makes it (and sets PROMETHEUS_MULTIPROC_DIR to it), leave it unset
+    metrics_dir: Path | None = None
     # Zalo OA chatbot; off unless app id and OA secret key are set
     zalo_app_id: str = ""
     zalo_oa_secret_key: str = ""
@@ -160,6 +163,7 @@ _CASTS = {
     "chatbot_answers": Path, "chatbot_max_sbds": int,
     "year": int, "max_header_bytes": int, "header_timeout": parse_duration,
     "max_connections": int,
+    "metrics_dir": Path,
 }
 
 
