@@ -209,13 +209,15 @@ async def test_refresh_outlives_any_exception(data_dir, info, monkeypatch):
     await lookup.refresh()
     assert lookup.ready
     await lookup.close()
+
+
 async def test_a_resident_snapshot_is_read_on_the_loop_with_the_same_bytes(info):
     here = await open_served(info, resident=True)
     there = await open_served(info, resident=False)
     assert here.point is not None and here.db is None  # no thread at all for it
     for sbd in ("01000001", "01000150", "01000300", "01999999"):
         body = await here.get(sbd)
-        assert body == await there.get(sbd) == store.lookup(info, sbd)
+        assert body == await there.get(sbd) == store.lookup(info, sbd, here.standing)
     assert here.stats.loop_reads == here.stats.store_reads == 4
     assert there.stats.loop_reads == 0
     await here.close()
@@ -239,7 +241,7 @@ async def test_a_snapshot_too_big_for_memory_is_read_off_the_loop(info, monkeypa
     monkeypatch.setattr(lookup_mod, "available_memory", lambda: info.path.stat().st_size)
     s = await Served.open(info, Caches(100, 10))
     assert s.point is None and s.db is not None
-    assert await s.get("01000003") == store.lookup(info, "01000003")
+    assert await s.get("01000003") == store.lookup(info, "01000003", s.standing)
     assert s.stats.loop_reads == 0 and s.stats.store_reads == 1
     await s.close()
 
@@ -253,7 +255,7 @@ async def test_major_page_faults_send_reads_off_the_loop_until_read_through(info
     await s.get("01000002")  # the second read looks at the counter
     assert s.point is None and s.rewarming is not None
     rewarming = s.rewarming
-    assert await s.get("01000004") == store.lookup(info, "01000004")  # off the loop
+    assert await s.get("01000004") == store.lookup(info, "01000004", s.standing)  # off the loop
     await asyncio.wait_for(rewarming, timeout=30)
     assert s.point is not None and s.rewarming is None
     reads = s.stats.loop_reads

@@ -178,9 +178,9 @@ class Served:
         return served
 
     async def _open_db(self) -> aiosqlite.Connection:
-        if self._closing is not None:  # never a new connection (and its thread) then
-            raise store.StoreError(f"snapshot {self.id} is closed")
         if self.db is None:
+            if self._closing is not None:  # never a new connection (and its thread) then
+                raise store.StoreError(f"snapshot {self.id} is closed")
             self.db = await aiosqlite.connect(store.readonly_uri(self.info.path), uri=True)
             await self.db.execute("PRAGMA query_only=1")
         return self.db
