@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from typing import Any, AsyncIterator, Callable
 from urllib.parse import parse_qs
 
@@ -23,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import messages
+from .embargo import Embargo
 from .lookup import Lookup
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import spec
@@ -30,6 +30,7 @@ from .ratelimit import ClientAddress, RateLimiter
 from .responses import JSON, error_body, error_response
 from .sbd import is_sbd
 from .settings import Settings
+from .web.pages import Pages
 
 SWITCH_INTERVAL = 0.001  # seconds; see lifespan
 
@@ -39,8 +40,7 @@ class ScoresEndpoint:
 
     def __init__(self, settings: Settings, lookup: Lookup):
         self.lookup = lookup
-        self.release_at = settings.release_at
-        self.release_ts = settings.release_at.timestamp() if settings.release_at else 0.0
+        self.embargo = Embargo(settings.release_at)
         self.cache_control = f"public, max-age={settings.max_age}".encode()
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) \
             if settings.rate_limit > 0 else None
@@ -69,11 +69,13 @@ class ScoresEndpoint:
                 if len(text) != 4 or not text.isdigit() or not text.isascii():
                     return self.error(400, "invalid_year", messages.INVALID_YEAR)
                 year = int(text)
-        if self.release_ts and time.time() < self.release_ts:
-            wait = str(max(1, int(self.release_ts - time.time()))).encode()
-            return self.error(403, "not_published", messages.not_published(self.release_at),
-                              [(b"retry-after", wait), (b"cache-control", b"no-store")],
-                              release_at=self.release_at.isoformat())
+        left = self.embargo.wait(year)
+        if left:
+            release_at = self.embargo.release_at(year)
+            return self.error(403, "not_published", messages.not_published(release_at),
+                              [(b"retry-after", str(max(1, int(left))).encode()),
+                               (b"cache-control", b"no-store")],
+                              release_at=release_at.isoformat())
         if year is None:
             year = self.lookup.latest_year
             if year is None:
@@ -168,6 +170,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", lambda request: Response(openapi, media_type="application/json"),
               methods=["GET"]),
     ]
+    routes.extend(Pages(settings, lookup).routes())  # HTML pages (issue 10)
     if settings.zalo_enabled:
         from .chatbot.webhook import Chatbot
 

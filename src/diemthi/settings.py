@@ -73,6 +73,9 @@ class Settings:
     zalo_concurrency: int = 32  # replies in flight at once
     zalo_timeout: float = 10.0
     zalo_retries: int = 3
+    # web pages (issue 10): absolute links and Open Graph; finished result pages kept
+    public_url: str = ""  # e.g. https://diemthi.example.vn (no trailing slash needed)
+    page_cache_size: int = 20_000  # result pages per snapshot, as bytes
 
     @property
     def zalo_enabled(self) -> bool:
@@ -85,6 +88,7 @@ _CASTS = {
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
     "trusted_proxies": _networks, "access_log": _bool, "zalo_queue_size": int,
     "zalo_concurrency": int, "zalo_timeout": float, "zalo_retries": int,
+    "page_cache_size": int,
 }
 
 
@@ -111,7 +115,7 @@ def load(overrides: Mapping[str, Any] | None = None,
 
 
 def _check(s: Settings) -> None:
-    for name in ("cache_size", "negative_cache_size", "batch_size", "workers", "rate_burst",
+    for name in ("cache_size", "negative_cache_size", "page_cache_size", "batch_size", "workers", "rate_burst",
                  "zalo_queue_size", "zalo_concurrency"):
         if getattr(s, name) < (0 if "cache" in name else 1):
             raise SettingsError(f"{PREFIX}{name.upper()}: phải là số dương")

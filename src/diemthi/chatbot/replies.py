@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..formats import score as number
 from ..messages import NOT_READY, when
 from ..reference import SUBJECTS
 
@@ -13,12 +14,6 @@ HELP = ("Chào bạn! Gửi số báo danh (8 chữ số) để tra điểm thi 
         f"ví dụ: {EXAMPLE}. Có thể gửi tới 3 số báo danh trong một tin nhắn.")
 TOO_MANY = "Mỗi tin nhắn tra được tối đa 3 số báo danh; các số sau đã được bỏ qua."
 BUSY = NOT_READY
-
-
-def number(value: float) -> str:
-    """7.75 -> '7,75'; 9.0 -> '9' (Vietnamese decimal comma)."""
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return text.replace(".", ",")
 
 
 def found(doc: dict) -> str:

@@ -1,0 +1,394 @@
+"""The pages: home with the lookup form, the result page, phổ điểm, and their error pages.
+
+Follow one request: ``/tra-cuu/{sbd}`` → :class:`Pages.result` (raw ASGI, as the API's
+endpoint) → the page LRU of this snapshot (finished HTML bytes) → on a miss, the same
+:meth:`Served.get <diemthi.lookup.Served.get>` the API calls, its JSON parsed and rendered.
+The page shows exactly what the API says, and is cached, ETagged and answered 304 by the
+same rules, so an edge can absorb it as it absorbs the JSON.
+
+Templates are plain Jinja2 rendered to bytes (not Starlette ``TemplateResponse``), because
+what is cached is the finished body, not a response object.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qs, quote
+
+import orjson
+from cachetools import LRUCache
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.routing import BaseRoute, Route
+
+from .. import messages
+from ..embargo import Embargo
+from ..formats import percent, score, thousands
+from ..lookup import Lookup, Served
+from ..reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces
+from ..sbd import is_sbd
+from ..settings import Settings
+from .assets import Assets
+from .charts import Histogram
+
+HERE = Path(__file__).resolve().parent
+HTML = b"text/html; charset=utf-8"
+SITE_NAME = "Tra cứu điểm thi THPT"
+# Nothing but our own files: no inline script or style, no other origin, no framing.
+CSP = (b"default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+       b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+SECURITY = [(b"content-security-policy", CSP), (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"strict-origin-when-cross-origin")]
+NO_STORE = (b"cache-control", b"no-store")
+NATIONAL = "national"
+HOW_TO_CHECK = ("Số báo danh gồm 8 chữ số, in trên giấy báo dự thi và thẻ dự thi; 2 chữ số "
+                "đầu là mã tỉnh, thành phố nơi bạn dự thi. Kiểm tra lại từng chữ số rồi tra "
+                "cứu lại.")
+
+Answer = tuple[int, list, bytes]
+
+
+def subject_name(key: str) -> str:
+    return SUBJECTS[key].name if key in SUBJECTS else key
+
+
+def show(value: Any) -> str:
+    """A score as Vietnamese write it; anything else (a status such as 'Vắng') as given."""
+    return score(value) if isinstance(value, (int, float)) else str(value)
+
+
+def rank_lines(rank: dict | None) -> list[str]:
+    """'hạng 1.204 / 26.880 trong tỉnh', 'top 4,5% cả nước' from a ``ranks`` entry."""
+    if not rank:
+        return []
+    lines = []
+    province = rank.get("province")
+    if province and province.get("of"):
+        lines.append(f"hạng {thousands(province['higher'] + 1)} / "
+                     f"{thousands(province['of'])} trong tỉnh")
+    nation = rank.get("nation")
+    if nation and nation.get("of"):
+        lines.append(f"top {percent((nation['higher'] + 1) / nation['of'])} cả nước")
+    return lines
+
+
+def year_of(query: dict[str, list[str]]) -> tuple[bool, int | None]:
+    """(ok, year) from ``?year=``: absent or empty is (True, None)."""
+    text = (query.get("year") or [""])[-1]
+    if not text:
+        return True, None
+    if len(text) != 4 or not text.isascii() or not text.isdigit():
+        return False, None
+    return True, int(text)
+
+
+class Endpoint:
+    """A raw ASGI app around ``answer(scope) -> (status, headers, body)``: no Request or
+    Response objects on the way (a class instance, so Starlette's Route passes it ASGI)."""
+
+    def __init__(self, answer: Callable[[dict], Awaitable[Answer]]):
+        self.answer = answer
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        status, headers, body = await self.answer(scope)
+        headers = [*headers, *SECURITY, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body",
+                    "body": b"" if scope["method"] == "HEAD" else body})
+
+
+class Pages:
+    """Every HTML route, over the app's lookup; ``routes()`` is what ``app.py`` mounts."""
+
+    def __init__(self, settings: Settings, lookup: Lookup):
+        self.lookup = lookup
+        self.embargo = Embargo(settings.release_at)
+        self.cache_control = (b"cache-control", f"public, max-age={settings.max_age}".encode())
+        self.page_cache_size = settings.page_cache_size
+        self.assets = Assets(HERE / "static")
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                               autoescape=select_autoescape(default=True),
+                               trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+        self.env.globals.update(asset=self.assets.url, site_name=SITE_NAME,
+                                public_url=settings.public_url.rstrip("/"))
+        # per snapshot id: finished result pages, phổ điểm pages, binned charts
+        self.results: dict[str, LRUCache] = {}
+        self.stats_pages: dict[str, dict[str, bytes]] = {}
+        self.charts: dict[tuple[str, str | None, str], Histogram] = {}
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", Endpoint(self.home), methods=["GET", "HEAD"]),
+            Route("/tra-cuu", Endpoint(self.search), methods=["GET", "HEAD"]),
+            Route("/tra-cuu/{sbd}", Endpoint(self.result), methods=["GET", "HEAD"]),
+            Route("/pho-diem", Endpoint(self.pho_diem), methods=["GET", "HEAD"]),
+            Route("/static/{name}", self.assets, methods=["GET", "HEAD"]),
+        ]
+
+    # -- rendering ---------------------------------------------------------------------
+
+    def render(self, template: str, path: str, **context: Any) -> bytes:
+        context.setdefault("description", "Tra cứu điểm thi tốt nghiệp THPT theo số báo danh: "
+                           "điểm từng môn, tổ hợp xét tuyển, thứ hạng và phổ điểm.")
+        years = sorted(self.lookup.served, reverse=True)
+        context.setdefault("years", years)
+        context.setdefault("year", years[0] if years else None)
+        return self.env.get_template(template).render(path=path, **context).encode()
+
+    def page(self, status: int, template: str, path: str, headers: list | None = None,
+             **context: Any) -> Answer:
+        return (status, [(b"content-type", HTML), *(headers or [])],
+                self.render(template, path, **context))
+
+    def error(self, status: int, path: str, heading: str, message: str,
+              headers: list | None = None, **context: Any) -> Answer:
+        context.setdefault("title", f"{heading} – {SITE_NAME}")
+        return self.page(status, "error.html", path, headers, heading=heading, message=message,
+                         noindex=True, **context)
+
+    def invalid_sbd(self, path: str, text: str) -> Answer:
+        return self.error(400, path, "Số báo danh không hợp lệ", messages.INVALID_SBD,
+                          advice=HOW_TO_CHECK, show_form=True, sbd_value=text[:32])
+
+    def gate(self, path: str, year: int | None) -> tuple[Served | None, Answer | None]:
+        """The API's checks, in its order: embargo, a year served, the snapshot."""
+        left = self.embargo.wait(year)
+        if left:
+            release_at = self.embargo.release_at(year)
+            assert release_at is not None
+            return None, self.error(
+                403, path, "Điểm thi chưa được công bố", messages.not_published(release_at),
+                [(b"retry-after", str(max(1, int(left))).encode()), NO_STORE], tone="wait",
+                release_iso=release_at.isoformat(), release_text=messages.when(release_at))
+        if year is None:
+            year = self.lookup.latest_year
+            if year is None:
+                return None, self.error(503, path, "Hệ thống đang nạp dữ liệu",
+                                        messages.NOT_READY,
+                                        [(b"retry-after", b"10"), NO_STORE], tone="wait")
+        served = self.lookup.served.get(year)
+        if served is None:
+            return None, self.error(404, path, "Chưa có điểm thi năm này",
+                                    messages.year_not_found(year))
+        return served, None
+
+    # -- routes ------------------------------------------------------------------------
+
+    async def home(self, scope: dict) -> Answer:
+        release_at = self.embargo.release_at(self.lookup.latest_year)
+        waiting = release_at is not None and self.embargo.wait(self.lookup.latest_year) > 0
+        return self.page(200, "home.html", "/", [self.cache_control],
+                         title=f"{SITE_NAME} – tra cứu theo số báo danh",
+                         release_iso=release_at.isoformat() if waiting else None,
+                         release_text=messages.when(release_at) if waiting else None)
+
+    async def search(self, scope: dict) -> Answer:
+        """``/tra-cuu?sbd=&year=`` (the form) → 303 to the page's one address."""
+        query = parse_qs(scope["query_string"].decode("latin-1"))
+        text = "".join((query.get("sbd") or [""])[-1].split())  # "0100 0123" is meant whole
+        ok, year = year_of(query)
+        if not ok:
+            return self.error(400, "/tra-cuu", "Năm thi không hợp lệ", messages.INVALID_YEAR,
+                              show_form=True, sbd_value=text[:32])
+        if not is_sbd(text):
+            return self.invalid_sbd("/tra-cuu", text)
+        location = f"/tra-cuu/{text}" + (f"?year={year}" if year else "")
+        return 303, [(b"location", location.encode()), (b"content-type", HTML),
+                     self.cache_control], b""
+
+    async def result(self, scope: dict) -> Answer:
+        sbd = scope["path_params"]["sbd"]
+        path = "/tra-cuu/" + quote(sbd)
+        if not is_sbd(sbd):
+            return self.invalid_sbd(path, sbd)
+        year = None
+        if scope["query_string"]:
+            ok, year = year_of(parse_qs(scope["query_string"].decode("latin-1")))
+            if not ok:
+                return self.error(400, path, "Năm thi không hợp lệ", messages.INVALID_YEAR,
+                                  show_form=True, sbd_value=sbd)
+        served, refused = self.gate(path, year)
+        if refused:
+            return refused
+        assert served is not None
+        etag = served.etag_prefix + sbd.encode() + b'.html"'
+        headers = [(b"etag", etag), self.cache_control]
+        for name, value in scope["headers"]:
+            if name == b"if-none-match" and (value.strip() == b"*" or etag in value):
+                return 304, headers, b""
+        pages = self.results.get(served.id)
+        if pages is None:
+            pages = self._new_snapshot(served)
+        body = pages.get(sbd)
+        if body is None:
+            found = await served.get(sbd)
+            if found is None:
+                return self.error(404, path, "Không tìm thấy số báo danh",
+                                  messages.not_found(sbd, served.envelope.year),
+                                  headers, advice=HOW_TO_CHECK, show_form=True, sbd_value=sbd)
+            body = self.render("result.html", path, **await self.result_context(served, found))
+            if self.page_cache_size:
+                pages[sbd] = body
+        headers.append((b"content-type", HTML))
+        return 200, headers, body
+
+    def _new_snapshot(self, served: Served) -> LRUCache:
+        """The page cache of a snapshot seen for the first time; drop those no longer served."""
+        live = {s.id for s in self.lookup.served.values()}
+        for old in [k for k in self.results if k not in live]:
+            del self.results[old]
+        for old in [k for k in self.stats_pages if k not in live]:
+            del self.stats_pages[old]
+        for old in [k for k in self.charts if k[0] not in live]:
+            del self.charts[old]
+        pages: LRUCache = LRUCache(maxsize=max(self.page_cache_size, 1))
+        self.results[served.id] = pages
+        return pages
+
+    async def result_context(self, served: Served, body: bytes) -> dict[str, Any]:
+        doc = orjson.loads(body)
+        ranks = doc.get("ranks") or {}
+        previous = doc.get("previous_year") or {}
+        equivalents = previous.get("equivalents") or {}
+
+        def before(key: str) -> str | None:
+            if key not in equivalents:
+                return None
+            return f"năm {previous['year']} tương đương {score(equivalents[key])} điểm"
+
+        language = doc.get("foreign_language") or {}
+        stats = await stats_document(served, None)
+        distributions = (stats or {}).get("distributions") or {}
+        subjects = []
+        for key, value in doc["scores"].items():
+            name = subject_name(key)
+            if key == "ngoai_ngu" and language.get("name"):
+                name = f"{name} ({language['name']})"
+            item: dict[str, Any] = {"name": name, "score": show(value),
+                                    "ranks": rank_lines(ranks.get(key)), "previous": before(key)}
+            dist = distributions.get(key)
+            if dist and dist.get("histogram") and isinstance(value, (int, float)):
+                chart = self.chart(served.id, None, key, dist)
+                item["chart"] = chart.svg(f"Phổ điểm môn {subject_name(key)} của "
+                                          f"{thousands(dist['count'])} thí sinh; điểm của bạn "
+                                          f"{score(value)}", value)
+                item["caption"] = (f"Phổ điểm {subject_name(key)}: {thousands(dist['count'])} "
+                                   f"thí sinh, trung bình {score(dist['mean'])}; cột đậm là "
+                                   "điểm của bạn")
+            subjects.append(item)
+        combinations = []
+        for code, total in (doc.get("combinations") or {}).items():
+            combo = COMBINATIONS.get(code)
+            names = ", ".join(subject_name(k) for k in combo.subjects) if combo else ""
+            if combo and combo.language and combo.language != "N1":
+                names = names.replace(subject_name("ngoai_ngu"),
+                                      LANGUAGES.get(combo.language, combo.language))
+            combinations.append({"code": code, "subjects": names, "total": show(total),
+                                 "ranks": rank_lines(ranks.get(code)), "previous": before(code)})
+        title = f"Điểm thi THPT {doc['year']} – SBD {doc['sbd']}"
+        return {"title": title, "og_title": title, "noindex": True,
+                "description": f"Điểm thi tốt nghiệp THPT năm {doc['year']} của số báo danh "
+                               f"{doc['sbd']} ({doc['province']['name']}).",
+                "sbd": doc["sbd"], "sbd_value": "", "year": doc["year"],
+                "province": doc["province"]["name"], "language": language.get("name"),
+                "subjects": subjects, "combinations": combinations}
+
+    def chart(self, snapshot: str, scope: str | None, key: str, dist: dict) -> Histogram:
+        found = self.charts.get((snapshot, scope, key))
+        if found is None:
+            found = Histogram(dist["histogram"], top=30 if key in COMBINATIONS else 10)
+            self.charts[(snapshot, scope, key)] = found
+        return found
+
+    async def pho_diem(self, scope: dict) -> Answer:
+        """``/pho-diem[?year=&province=]``: every distribution of a scope, with a selector."""
+        path = "/pho-diem"
+        query = parse_qs(scope["query_string"].decode("latin-1"))
+        ok, year = year_of(query)
+        if not ok:
+            return self.error(400, path, "Năm thi không hợp lệ", messages.INVALID_YEAR)
+        wanted = (query.get("province") or [""])[-1] or None
+        if wanted is not None and wanted != NATIONAL and not (
+                len(wanted) == 2 and wanted.isascii() and wanted.isdigit()):
+            return self.error(400, path, "Tỉnh, thành phố không hợp lệ",
+                              "Mã tỉnh, thành phố gồm 2 chữ số, ví dụ 01.")
+        served, refused = self.gate(path, year)
+        if refused:
+            return refused
+        assert served is not None
+        etag = served.etag_prefix + b"pho-diem-" + (wanted or "all").encode() + b'"'
+        headers = [(b"etag", etag), self.cache_control]
+        for name, value in scope["headers"]:
+            if name == b"if-none-match" and (value.strip() == b"*" or etag in value):
+                return 304, headers, b""
+        if served.id not in self.results:
+            self._new_snapshot(served)
+        pages = self.stats_pages.setdefault(served.id, {})
+        body = pages.get(wanted or "")
+        if body is None:
+            context = await self.pho_diem_context(served, wanted)
+            if context is None:
+                return self.error(404, path, "Không có phổ điểm",
+                                  "Không có thí sinh của tỉnh, thành phố này trong dữ liệu.",
+                                  headers)
+            body = self.render("pho_diem.html", path, **context)
+            pages[wanted or ""] = body
+        headers.append((b"content-type", HTML))
+        return 200, headers, body
+
+    async def scopes(self, served: Served, year: int) -> list[tuple[str, str]]:
+        """The selector's choices: everyone, the nation's published figures, each province."""
+        choices = [("", "Tất cả thí sinh")]
+        if await stats_document(served, NATIONAL):
+            choices.append((NATIONAL, "Cả nước (số liệu Bộ GD&ĐT)"))
+        for code, name in provinces(year).items():
+            if await stats_document(served, code):
+                choices.append((code, name))
+        return choices
+
+    async def pho_diem_context(self, served: Served, wanted: str | None) -> dict | None:
+        year = served.envelope.year
+        stats = await stats_document(served, wanted)
+        scopes = await self.scopes(served, year)
+        labels = dict(scopes)
+        if wanted is not None and wanted not in labels:
+            return None
+        groups = []
+        distributions = (stats or {}).get("distributions") or {}
+        for title, keys in (("Từng môn", [k for k in distributions if k not in COMBINATIONS]),
+                            ("Tổ hợp xét tuyển", [k for k in distributions if k in COMBINATIONS])):
+            items = []
+            for key in keys:
+                d = distributions[key]
+                if not d.get("count"):
+                    continue
+                name = subject_name(key) if key not in COMBINATIONS else (
+                    f"{key}: " + ", ".join(subject_name(k) for k in COMBINATIONS[key].subjects))
+                items.append({"name": name, "count": thousands(d["count"]),
+                              "mean": score(d["mean"]), "median": score(d["median"]),
+                              "chart": self.chart(served.id, wanted, key, d).svg(
+                                  f"Phổ điểm {name}: {thousands(d['count'])} thí sinh, "
+                                  f"trung bình {score(d['mean'])}, trung vị {score(d['median'])}")})
+            if items:
+                groups.append({"title": title, "items": items})
+        label = labels.get(wanted or "", "")
+        return {"title": f"Phổ điểm {year} – {label} – {SITE_NAME}", "year": year,
+                "scopes": scopes, "scope_value": wanted or "", "scope_label": label,
+                "candidates": thousands((stats or {}).get("candidates", 0)),
+                "distributions": groups}
+
+
+async def stats_document(served: Served, scope: str | None) -> dict | None:
+    """The phổ điểm document of a scope (None: everyone; a province code; 'national'),
+    from the snapshot's standing figures; None where the snapshot has none."""
+    method = getattr(served, "stats_document", None)
+    if method is None:
+        return None
+    try:
+        found = method(scope)
+        if inspect.isawaitable(found):
+            found = await found
+    except (KeyError, LookupError):
+        return None
+    return found or None
