@@ -7,7 +7,7 @@ DATA   ?= data
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # Debian packages the tests drive for real (one per line of need; see scripts/system_deps.sh)
-SYSTEM_PACKAGES :=
+SYSTEM_PACKAGES := chromium fonts-dejavu-core
 
 .PHONY: setup run import-sample test bench loadtest sample clean
 

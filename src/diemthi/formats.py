@@ -6,6 +6,8 @@ between thousands ("1.204").
 
 from __future__ import annotations
 
+import math
+
 
 def score(value: float) -> str:
     """7.75 -> '7,75'; 9.0 -> '9'; 25.5 -> '25,5' (to hundredths, trailing zeros dropped)."""
@@ -23,8 +25,6 @@ def percent(share: float) -> str:
 
     Tiny shares keep one significant digit rather than show as 0 ('0,02%')."""
     value = share * 100
-    if 0 < value < 0.1:
-        text = f"{value:.1g}"
-    else:
-        text = f"{value:.1f}".rstrip("0").rstrip(".")
+    places = -math.floor(math.log10(value)) if 0 < value < 0.1 else 1
+    text = f"{value:.{places}f}".rstrip("0").rstrip(".")
     return text.replace(".", ",") + "%"

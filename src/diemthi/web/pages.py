@@ -42,10 +42,6 @@ SECURITY = [(b"content-security-policy", CSP), (b"x-content-type-options", b"nos
             (b"referrer-policy", b"strict-origin-when-cross-origin")]
 NO_STORE = (b"cache-control", b"no-store")
 NATIONAL = "national"
-HOW_TO_CHECK = ("Số báo danh gồm 8 chữ số, in trên giấy báo dự thi và thẻ dự thi; 2 chữ số "
-                "đầu là mã tỉnh, thành phố nơi bạn dự thi. Kiểm tra lại từng chữ số rồi tra "
-                "cứu lại.")
-
 Answer = tuple[int, list, bytes]
 
 
@@ -149,7 +145,7 @@ class Pages:
 
     def invalid_sbd(self, path: str, text: str) -> Answer:
         return self.error(400, path, "Số báo danh không hợp lệ", messages.INVALID_SBD,
-                          advice=HOW_TO_CHECK, show_form=True, sbd_value=text[:32])
+                          show_form=True, sbd_value=text[:32])
 
     def gate(self, path: str, year: int | None) -> tuple[Served | None, Answer | None]:
         """The API's checks, in its order: embargo, a year served, the snapshot."""
@@ -226,7 +222,7 @@ class Pages:
             if found is None:
                 return self.error(404, path, "Không tìm thấy số báo danh",
                                   messages.not_found(sbd, served.envelope.year),
-                                  headers, advice=HOW_TO_CHECK, show_form=True, sbd_value=sbd)
+                                  headers, show_form=True, sbd_value=sbd)
             body = self.render("result.html", path, **await self.result_context(served, found))
             if self.page_cache_size:
                 pages[sbd] = body
