@@ -40,7 +40,14 @@ def test_found(served):
         "province": {"code": "01", "name": "Thành phố Hà Nội"},
         "scores": {"toan": 7.75, "ngu_van": 6.5, "ngoai_ngu": 8.25, "vat_li": 9.0, "hoa_hoc": 8.5},
         "foreign_language": {"code": "N1", "name": "Tiếng Anh"},
-        "combinations": {"A00": 25.25, "A01": 25.0, "C01": 23.25, "D01": 22.5, "D07": 24.5}}
+        "combinations": {"A00": 25.25, "A01": 25.0, "C01": 23.25, "D01": 22.5, "D07": 24.5},
+        "ranks": {**{key: {"nation": {"higher": 0, "equal": 1, "of": 2, "source": "snapshot"},
+                           "province": {"higher": 0, "equal": 1, "of": 2}}
+                     for key in ("toan", "ngu_van")},
+                  **{key: {"nation": {"higher": 0, "equal": 1, "of": 1, "source": "snapshot"},
+                           "province": {"higher": 0, "equal": 1, "of": 1}}
+                     for key in ("ngoai_ngu", "vat_li", "hoa_hoc", "A00", "A01", "C01", "D01",
+                                 "D07")}}}
     assert r.headers["cache-control"] == "public, max-age=300"
     assert r.headers["etag"].startswith('"2026-') and r.headers["etag"].endswith('-01000001"')
     again = served.get("/v1/scores/01000001")  # now from the cache: same bytes

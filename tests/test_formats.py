@@ -2,7 +2,7 @@
 
 import pytest
 
-from diemthi.formats import percent, score, thousands
+from diemthi.formats import score, thousands, top_percent
 
 
 @pytest.mark.parametrize("value,text", [
@@ -20,12 +20,14 @@ def test_thousands(value, text):
     assert thousands(value) == text
 
 
-@pytest.mark.parametrize("share,text", [
-    (51235 / 1150321, "4,5%"), (0.5, "50%"), (1.0, "100%"), (0.0002, "0,02%"),
-    (1 / 1150321, "0,00009%"), (0.00096, "0,1%"), (0.123, "12,3%"),
+@pytest.mark.parametrize("higher,of,text", [
+    (51234, 1150321, "top 4,5%"),  # 4.454% rounded up to a tenth
+    (0, 1150321, "top 0,1%"),  # the very best never reads "top 0%"
+    (1202, 26880, "top 4,5%"), (499, 1000, "top 50%"), (999, 1000, "top 100%"),
+    (44, 1000, "top 4,5%"), (45, 1000, "top 4,6%"),
 ])
-def test_percent(share, text):
-    assert percent(share) == text
+def test_top_percent(higher, of, text):
+    assert top_percent({"higher": higher, "equal": 1, "of": of}) == text
 
 
 def test_the_chatbot_uses_it():

@@ -99,8 +99,16 @@ def test_result_page_shows_what_the_api_says(site):
     text = text_of(r.text)
     for expected in ("01000001", "Thành phố Hà Nội", "2026", "Toán 7,75", "Ngữ văn 6,5",
                      "Ngoại ngữ (Tiếng Anh) 8,25", "Vật lí 9", "Hóa học 8,5",
-                     "A00 Toán, Vật lí, Hóa học 25,25", "D01 Toán, Ngữ văn, Ngoại ngữ 22,5"):
+                     "A00 Toán, Vật lí, Hóa học hạng 1 / 1 trong tỉnh 25,25",
+                     "D01 Toán, Ngữ văn, Ngoại ngữ hạng 1 / 1 trong tỉnh 22,5"):
         assert expected in text, expected
+    # ranks: toán 7,75 is first of the two in Hà Nội, second of three in the snapshot
+    assert "Toán 7,75 hạng 1 / 2 trong tỉnh top 66,7% cả nước" in text
+    assert "Ngữ văn 6,5 hạng 1 / 2 trong tỉnh top 33,4% cả nước" in text  # 1/3 rounded up
+    # a chart per subject, the candidate's bar marked, named for screen readers
+    charts = re.findall(r'<svg class="chart"[^>]*aria-label="([^"]*)"', r.text)
+    assert len(charts) == 5 and "Phổ điểm môn Toán cả nước: 3 thí sinh; điểm của bạn 7,75" in charts
+    assert r.text.count('<path class="mine"') == 5
     api = site.get("/v1/scores/01000001").json()
     assert len(re.findall(r'<li class="subject">', r.text)) == len(api["scores"])
     assert len(re.findall(r'<tr><th scope="row">', r.text)) == len(api["combinations"])
@@ -183,7 +191,10 @@ def test_years_to_choose_from(data_dir, tmp_path):
                          r'2026</option>\s*<option value="2025">2025</option>', home)
         assert "Toán 9" in text_of(httpx.get(url + "/tra-cuu/01000001").text)
         old = text_of(httpx.get(url + "/tra-cuu/01000001?year=2025").text)
-        assert "Toán 5" in old and "năm 2025" in old
+        assert "Toán 5" in old and "năm 2025" in old and "tương đương" not in old
+        # last year's equivalent: the only 2025 score, 5, had nobody above it
+        now = text_of(httpx.get(url + "/tra-cuu/01000001").text)
+        assert "Toán 9 hạng 1 / 1 trong tỉnh năm 2025 tương đương 5 điểm" in now
 
 
 def test_public_url_makes_absolute_links(data_dir, tmp_path):
@@ -212,8 +223,25 @@ def test_pages_are_cached_per_snapshot(data_dir, tmp_path):
         assert stale.status_code == 200
 
 
-def test_pho_diem_page_without_figures(site):
+def test_pho_diem_page(site):
     r = site.get("/pho-diem")
     assert r.status_code == 200
-    assert '<select id="province" name="province">' in r.text
     assert r.headers["etag"] and r.headers["cache-control"] == "public, max-age=300"
+    text = text_of(r.text)
+    # toán: 7,75, 5 and 10; the mean 7,58; the lower median 7,75; one 10, nobody at 1 or below
+    assert "Toán 3 thí sinh · trung bình 7,58 · trung vị 7,75 · điểm ≤ 1: 0 · điểm 10: 1" in text
+    assert "Ngữ văn 3 thí sinh" in text and "điểm ≤ 1: 1" in text
+    assert "A00: Toán, Vật lí, Hóa học 1 thí sinh" in text
+    options = re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', r.text)
+    assert [(v, label) for v, _, label in options] == [
+        ("", "Tất cả thí sinh (cả nước)"), ("01", "Thành phố Hà Nội"),
+        ("79", "Thành phố Hồ Chí Minh")]
+    r = site.get("/pho-diem", params={"province": "79"})
+    assert r.status_code == 200
+    assert "Toán 1 thí sinh · trung bình 10 · trung vị 10" in text_of(r.text)
+    assert '<option value="79" selected>' in r.text
+    assert site.get("/pho-diem", params={"province": "02"}).status_code == 404
+    assert site.get("/pho-diem", params={"province": "national"}).status_code == 404
+    etag = r.headers["etag"]
+    again = site.get("/pho-diem", params={"province": "79"}, headers={"If-None-Match": etag})
+    assert again.status_code == 304

@@ -30,6 +30,7 @@ from .ratelimit import ClientAddress, RateLimiter
 from .responses import JSON, error_body, error_response
 from .sbd import is_sbd
 from .settings import Settings
+from .stats import StatsEndpoint
 from .web.pages import Pages
 
 SWITCH_INTERVAL = 0.001  # seconds; see lifespan
@@ -164,6 +165,9 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/v1/scores/{sbd}", ScoresEndpoint(settings, lookup), methods=["GET", "HEAD"]),
+        Route("/v1/stats/{year}", stats := StatsEndpoint(settings, lookup),
+              methods=["GET", "HEAD"]),
+        Route("/v1/stats/{year}/{scope}", stats, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

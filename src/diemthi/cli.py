@@ -13,7 +13,7 @@ from typing import Any
 import click
 import orjson
 
-from . import importer, settings as settings_mod, store
+from . import importer, national, settings as settings_mod, standing, store
 from .reference import SUBJECTS, provinces
 from .sbd import is_sbd
 
@@ -162,18 +162,87 @@ def lookup(data_dir: Path | None, year: int | None, sbd: str) -> None:
     settings = _settings(data_dir=data_dir)
     if not is_sbd(sbd):
         raise click.BadParameter("SBD phải gồm đúng 8 chữ số", param_hint="SBD")
-    active = store.active_ids(settings.data_dir)
-    if not active:
-        refuse(f"chưa có bản chụp nào được kích hoạt trong {settings.data_dir}")
-    year = year or max(active)
-    if year not in active:
-        refuse(f"năm {year} chưa có bản chụp được kích hoạt")
-    info = store.get_snapshot(settings.data_dir, active[year])
-    body = store.lookup(info, sbd)
+    info, built = _served(settings.data_dir, year)
+    body = store.lookup(info, sbd, built)
     if body is None:
-        refuse(f"không tìm thấy SBD {sbd} trong năm {year}")
+        refuse(f"không tìm thấy SBD {sbd} trong năm {info.year}")
         return
     click.echo(orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode())
+
+
+def _served(data_dir: Path, year: int | None) -> tuple[store.SnapshotInfo, standing.Standing]:
+    """The active snapshot of ``year`` (default: the latest) and its standing, as served."""
+    bases = standing.bases(data_dir)
+    if not bases:
+        refuse(f"chưa có bản chụp nào được kích hoạt trong {data_dir}")
+    year = year or max(bases)
+    if year not in bases:
+        refuse(f"năm {year} chưa có bản chụp được kích hoạt")
+    return (store.get_snapshot(data_dir, bases[year].snapshot),
+            standing.build(data_dir, bases[year]))
+
+
+@cli.command()
+@data_dir_option
+@click.option("--year", type=click.IntRange(2000, 2100), default=None,
+              help="Exam year [default: the latest with an active snapshot].")
+@click.option("--province", default=None, metavar="CC", help="One province (2-digit code).")
+@click.option("--national", "whole_country", is_flag=True,
+              help="The imported national distribution instead of the snapshot.")
+@click.option("--json", "as_json", is_flag=True, help="The document of GET /v1/stats/....")
+def stats(data_dir: Path | None, year: int | None, province: str | None, whole_country: bool,
+          as_json: bool) -> None:
+    """Phổ điểm of the served snapshot (or a province, or the nation), to cross-check."""
+    settings = _settings(data_dir=data_dir)
+    if province and whole_country:
+        raise click.UsageError("--province và --national: chọn một")
+    info, built = _served(settings.data_dir, year)
+    scope = standing.NATIONAL if whole_country else province
+    doc = built.stats_document(scope)
+    if doc is None:
+        refuse(f"năm {info.year} chưa có phổ điểm cả nước (diemthi import-distribution)"
+               if whole_country else f"không có thí sinh nào của tỉnh mã {province} "
+               f"trong năm {info.year}")
+        return
+    if as_json:
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        return
+    for line in standing.text_report(doc):
+        click.echo(line)
+
+
+@cli.command("import-distribution")
+@data_dir_option
+@click.option("--year", type=click.IntRange(2000, 2100), default=None,
+              help="The exam year of FILE (with --bundled: only this year).")
+@click.option("--bundled", is_flag=True, help="The distributions shipped with diemthi "
+              f"({national.BUNDLED_NAME}).")
+@click.option("--remove", is_flag=True, help="Take the distribution of --year away.")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def import_distribution(data_dir: Path | None, year: int | None, bundled: bool, remove: bool,
+                        file: Path | None) -> None:
+    """Store the national phổ điểm of a year (columns year,subject,score,count)."""
+    settings = _settings(data_dir=data_dir)
+    if sum((bundled, remove, file is not None)) != 1:
+        raise click.UsageError("cần đúng một trong: FILE, --bundled, --remove")
+    if (remove or file is not None) and year is None:
+        raise click.UsageError("cần --year")
+    if remove:
+        if national.remove(settings.data_dir, year):  # type: ignore[arg-type]
+            click.secho(f"Đã gỡ phổ điểm cả nước năm {year}.", fg="green")
+        else:
+            click.echo(f"Năm {year} không có phổ điểm cả nước nào để gỡ.")
+        return
+    try:
+        stored = (national.import_bundled(settings.data_dir, year) if bundled else
+                  {year: national.import_file(settings.data_dir, year, file)})  # type: ignore
+    except national.DistributionRefused as exc:
+        refuse(str(exc))
+        return
+    for y, distribution in sorted(stored.items()):
+        counts = ", ".join(f"{key} {sum(c.values())}" for key, c in distribution.items())
+        click.echo(f"{y}: {counts}")
+    click.secho(f"Đã lưu phổ điểm cả nước: {len(stored)} năm.", fg="green")
 
 
 @cli.command()

@@ -20,11 +20,8 @@ def thousands(value: int) -> str:
     return f"{value:,d}".replace(",", ".")
 
 
-def percent(share: float) -> str:
-    """A share (0.045) as a Vietnamese percentage to at most one decimal: '4,5%'.
-
-    Tiny shares keep one significant digit rather than show as 0 ('0,02%')."""
-    value = share * 100
-    places = -math.floor(math.log10(value)) if 0 < value < 0.1 else 1
-    text = f"{value:.{places}f}".rstrip("0").rstrip(".")
-    return text.replace(".", ",") + "%"
+def top_percent(rank: dict) -> str:
+    """'top 4,5%' from a rank ``{"higher", "of", ...}``: the share of candidates at the
+    candidate's place or above, rounded up to a tenth so that nobody reads 'top 0%'."""
+    share = math.ceil((rank["higher"] + 1) * 1000 / rank["of"]) / 10
+    return f"top {score(share)}%"

@@ -100,8 +100,9 @@ class ChunkResult:
     errors: list[RowError] = field(default_factory=list)
     bad_rows: int = 0
     rows: int = 0
-    # key -> histogram over hundredths; exact count/mean/min/max without per-cell sums
-    histograms: dict[str, list[int]] = field(default_factory=dict)
+    # (subject or combination, province) -> hundredths -> candidates: the distribution
+    # tables of the snapshot, and exact count/mean/min/max without per-cell sums
+    counts: dict[tuple[str, str], Counter] = field(default_factory=dict)
     provinces: Counter = field(default_factory=Counter)
 
 
@@ -110,7 +111,9 @@ class _Converter:
 
     Rows share few patterns (which subjects were sat, which language); each pattern gets
     one compiled function that formats a row's scores and combination totals into the
-    stored body, so the common row costs a handful of C-level calls.
+    stored body, so the common row costs a handful of C-level calls. The rows of each
+    pattern and province are kept until the end of the chunk, when their values are
+    counted column by column (C-level Counters) into the distribution tables.
     """
 
     def __init__(self, plan: Plan):
@@ -120,8 +123,11 @@ class _Converter:
         self.languages = {code: ',"foreign_language":' + orjson.dumps(
             {"code": code, "name": name}).decode() for code, name in LANGUAGES.items()}
         self.memo: dict[str, int] = {}  # cell -> hundredths, valid non-empty cells only
-        # (subjects sat, language) -> (body function, this chunk's score lists)
-        self.patterns: dict[tuple[tuple[int, ...], str],
+        # (subjects sat, language) -> (body function, [(combination, its three positions)])
+        self.formats: dict[tuple[tuple[int, ...], str],
+                           tuple[Callable[[list[int]], str], list[tuple[str, list[int]]]]] = {}
+        # (subjects sat, language, province) -> (body function, this chunk's score lists)
+        self.patterns: dict[tuple[tuple[int, ...], str, str],
                             tuple[Callable[[list[int]], str], list[list[int]]]] = {}
 
     def parse(self, raw: str) -> int | None | str:
@@ -131,9 +137,22 @@ class _Converter:
             self.memo[raw] = value
         return value
 
-    def pattern(self, taken: tuple[int, ...], language: str
+    def pattern(self, taken: tuple[int, ...], language: str, province: str
                 ) -> tuple[Callable[[list[int]], str], list[list[int]]]:
-        """The function that writes a body for rows of this pattern (compiled, memoised)."""
+        """The body function of this pattern and the list of its rows in ``province``."""
+        fn = self.formats.get((taken, language)) or self.compile(taken, language)
+        found = self.patterns[(taken, language, province)] = (fn[0], [])
+        return found
+
+    def compile(self, taken: tuple[int, ...], language: str
+                ) -> tuple[Callable[[list[int]], str], list[tuple[str, list[int]]]]:
+        """The function that writes a body for rows of this pattern, and its combinations.
+
+        For rows with toan, vat_li, hoa_hoc sat (no language) it is, for example::
+
+            lambda v: '"scores":{"toan":%s,"vat_li":%s,"hoa_hoc":%s},"combinations":{"A00":%s}}'
+                      % (S[v[0]], S[v[1]], S[v[2]], T[v[0]+v[1]+v[2]],)
+        """
         keys = [self.keys[i] for i in taken]
         scores = ",".join(f'"{key}":%s' for key in keys)
         combos = [(c.code, [keys.index(k) for k in c.subjects]) for c in COMBINATIONS.values()
@@ -148,7 +167,7 @@ class _Converter:
         source = f"lambda v: {template!r} % ({', '.join(args)},)" if args \
             else f"lambda v: {template!r}"
         fn = eval(source, {"S": _SCORE_TEXT, "T": _TOTAL_TEXT})  # noqa: S307 - our text only
-        found = self.patterns[(taken, language)] = (fn, [])
+        found = self.formats[(taken, language)] = (fn, combos)
         return found
 
     def convert(self, chunk: Chunk) -> ChunkResult:
@@ -190,18 +209,22 @@ class _Converter:
             if len(errors) != n_errors:
                 out.bad_rows += 1
                 continue
-            fmt, seen = patterns.get((taken, language)) or self.pattern(taken, language)
+            fmt, seen = (patterns.get((taken, language, sbd[:2]))
+                         or self.pattern(taken, language, sbd[:2]))
             seen.append(values)
             bodies.append(fmt(values))  # type: ignore[union-attr]
             sbds.append(int(sbd))  # type: ignore[union-attr]
             lines.append(line)  # type: ignore[attr-defined]
         for n, count in Counter(map(floordiv, sbds, repeat(1_000_000))).items():
             out.provinces[f"{n:02d}"] = count
-        for (taken, _), (_, seen) in self.patterns.items():
+        for (taken, language, province), (_, seen) in self.patterns.items():
+            if not seen:
+                continue
             for j, i in enumerate(taken):
-                hist = out.histograms.setdefault(self.keys[i], [0] * (MAX_SCORE + 1))
-                for h, count in Counter(map(itemgetter(j), seen)).items():
-                    hist[h] += count
+                _merge(out.counts, (self.keys[i], province), Counter(map(itemgetter(j), seen)))
+            for code, positions in self.formats[(taken, language)][1]:
+                _merge(out.counts, (code, province),
+                       Counter(map(sum, map(itemgetter(*positions), seen))))
             seen.clear()
         return out
 
@@ -239,6 +262,13 @@ class _Converter:
             taken.append(i)
             values.append(h)
         return tuple(taken), values
+
+
+def _merge(into: dict[tuple[str, str], Counter], key: tuple[str, str], counted: Counter) -> None:
+    if key in into:
+        into[key].update(counted)
+    else:
+        into[key] = counted
 
 
 _converters: dict[Plan, _Converter] = {}
@@ -427,7 +457,7 @@ def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool
 
     errors = sorted(totals.errors, key=lambda e: (names.index(e.file), e.line))
     result = ImportResult(year, summaries, dict(sorted(totals.provinces.items())),
-                          _stats(totals.histograms), errors, warnings,
+                          _stats(totals.counts), errors, warnings,
                           report_path=write_report(
                               data_dir / "reports" / f"import-{snapshot_id}.csv", errors))
     bad_rows = result.bad_rows
@@ -437,7 +467,10 @@ def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool
                else "không có dòng điểm nào")
         raise ImportRefused(f"không nhập: {why}; không tạo bản chụp nào", result)
     try:
-        result.snapshot_path = writer.finish(_manifest(result, snapshot_id, created, max_errors))
+        result.snapshot_path = writer.finish(
+            _manifest(result, snapshot_id, created, max_errors),
+            ((key, province, value, count) for (key, province), counted in totals.counts.items()
+             for value, count in counted.items() if count))
     except BaseException:
         writer.abort()
         raise
@@ -454,7 +487,7 @@ class _Totals:
 
     errors: list[RowError] = field(default_factory=list)
     provinces: Counter = field(default_factory=Counter)
-    histograms: dict[str, list[int]] = field(default_factory=dict)
+    counts: dict[tuple[str, str], Counter] = field(default_factory=dict)
 
     def absorb(self, r: ChunkResult, writer: store.SnapshotWriter, plan: Plan,
                summary: FileSummary) -> None:
@@ -464,11 +497,8 @@ class _Totals:
         summary.bad_rows += r.bad_rows + len(dups)
         summary.imported += len(r.sbds) - len(dups)
         self.provinces.update(r.provinces)
-        for key, hist in r.histograms.items():
-            acc = self.histograms.setdefault(key, [0] * (MAX_SCORE + 1))
-            for h, count in enumerate(hist):
-                if count:
-                    acc[h] += count
+        for key, counted in r.counts.items():
+            _merge(self.counts, key, counted)
 
 
 def _write(writer: store.SnapshotWriter, r: ChunkResult, plan: Plan) -> list[RowError]:
@@ -483,20 +513,24 @@ def _write(writer: store.SnapshotWriter, r: ChunkResult, plan: Plan) -> list[Row
         dups.append(RowError(plan.file, r.lines[k], plan.sbd[1], sbd,
                              "SBD trùng với một dòng trước đó trong lần nhập này"))
         r.provinces[sbd[:2]] -= 1
-        for key, value in orjson.loads(b"{" + body)["scores"].items():
-            r.histograms[key][round(value * 100)] -= 1
+        doc = orjson.loads(b"{" + body)
+        for key, value in chain(doc["scores"].items(), doc["combinations"].items()):
+            r.counts[(key, sbd[:2])][round(value * 100)] -= 1
     return dups
 
 
-def _stats(histograms: dict[str, list[int]]) -> dict[str, SubjectStats]:
+def _stats(counts: dict[tuple[str, str], Counter]) -> dict[str, SubjectStats]:
+    whole: dict[str, Counter] = {}
+    for (key, _), counted in counts.items():
+        if key in SUBJECTS:
+            whole.setdefault(key, Counter()).update(counted)
     out = {}
     for key in SUBJECTS:
-        hist = histograms.get(key)
-        if not hist or not any(hist):
+        present = sorted(h for h, c in whole.get(key, {}).items() if c)
+        if not present:
             continue
-        count = sum(hist)
-        present = [h for h, c in enumerate(hist) if c]
-        mean = sum(h * c for h, c in enumerate(hist)) / count / 100
+        count = sum(whole[key].values())
+        mean = sum(h * c for h, c in whole[key].items()) / count / 100
         out[key] = SubjectStats(count, round(mean, 2), present[0] / 100, present[-1] / 100)
     return out
 

@@ -2,20 +2,23 @@
 
 Each served snapshot is a :class:`Served` with its own connection and caches, so a cache
 can never mix two snapshots. :class:`Lookup` keeps one per exam year and swaps in a new
-one when the activation pointer changes; the old one is closed after a grace period, once
-the requests that took it have finished.
+one when what the year's bodies depend on changes (its :class:`standing.Basis`: the
+activation pointer of that year or the year before, a national distribution imported or
+removed); the old one is closed after a grace period, once the requests that took it have
+finished.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 import aiosqlite
 from cachetools import LRUCache
 
-from . import store
+from . import standing, store
 
 log = logging.getLogger("diemthi.lookup")
 
@@ -36,12 +39,15 @@ class Stats:
 class Served:
     """One snapshot being served: connection, caches, and the batcher of misses."""
 
-    def __init__(self, info: store.SnapshotInfo, db: aiosqlite.Connection, cache_size: int,
-                 negative_size: int, batch_size: int, stats: Stats):
+    def __init__(self, info: store.SnapshotInfo, built: standing.Standing,
+                 db: aiosqlite.Connection, cache_size: int, negative_size: int, batch_size: int,
+                 stats: Stats, basis: standing.Basis | None = None):
         self.id = info.id
+        self.basis = basis
         self.rows = int(info.manifest["rows"])
-        self.etag_prefix = f'"{info.id}-'.encode()
-        self.envelope = store.envelope(info)
+        self.standing = built
+        self.etag_prefix = f'"{built.tag}-'.encode()
+        self.envelope = store.envelope(info, built)
         self.db = db
         self.cache: LRUCache = LRUCache(maxsize=max(cache_size, 1))
         self.negative: LRUCache = LRUCache(maxsize=max(negative_size, 1))
@@ -55,16 +61,32 @@ class Served:
         self.flushing = False
 
     @classmethod
-    async def open(cls, info: store.SnapshotInfo, **sizes: int | Stats) -> "Served":
+    async def open(cls, info: store.SnapshotInfo, built: standing.Standing | None = None,
+                   **sizes: int | Stats | standing.Basis) -> "Served":
+        """Serve ``info``; without ``built``, ranks count this snapshot alone."""
+        if built is None:
+            built = await asyncio.to_thread(standing.alone, info)
         db = await aiosqlite.connect(store.readonly_uri(info.path), uri=True)
         await db.execute("PRAGMA query_only=1")
-        return cls(info, db, **sizes)  # type: ignore[arg-type]
+        return cls(info, built, db, **sizes)  # type: ignore[arg-type]
 
     async def close(self) -> None:
         await self.db.close()
 
     def etag(self, sbd: str) -> bytes:
         return self.etag_prefix + sbd.encode() + b'"'
+
+    def stats_document(self, scope: str | None) -> dict | None:
+        """What ``GET /v1/stats/{year}[/{scope}]`` answers, as a dict (do not modify it):
+        scope None (the whole year), a province code, or ``"national"``; None if unknown."""
+        return self.standing.stats_document(scope)
+
+    def stats_body(self, scope: str | None) -> bytes | None:
+        """The same document as ready JSON bytes."""
+        return self.standing.stats_body(scope)
+
+    def stats_etag(self, scope: str | None) -> bytes:
+        return self.etag_prefix + b"stats-" + (scope or "all").encode() + b'"'
 
     async def get(self, sbd: str) -> bytes | None:
         """The candidate's body, or None when the snapshot has no such SBD."""
@@ -151,21 +173,23 @@ class Lookup:
     async def refresh(self) -> None:
         """Serve whatever the pointers name now; a bad snapshot never replaces a good one."""
         try:
-            wanted = await asyncio.to_thread(store.active_ids, self.data_dir)
+            wanted = await asyncio.to_thread(standing.bases, self.data_dir)
         except OSError as exc:
             log.warning("cannot read active pointers: %s", exc)
             return
-        for year, snapshot_id in wanted.items():
+        for year, basis in wanted.items():
             current = self.served.get(year)
-            if current is not None and current.id == snapshot_id:
+            if current is not None and current.basis == basis:
                 continue
             try:
-                info = await asyncio.to_thread(store.get_snapshot, self.data_dir, snapshot_id)
-                new = await Served.open(info, cache_size=self.cache_size,
+                info = await asyncio.to_thread(store.get_snapshot, self.data_dir, basis.snapshot)
+                built = await asyncio.to_thread(standing.build, self.data_dir, basis)
+                new = await Served.open(info, built, basis=basis, cache_size=self.cache_size,
                                         negative_size=self.negative_cache_size,
                                         batch_size=self.batch_size, stats=self.stats)
-            except (store.StoreError, OSError, aiosqlite.Error) as exc:
-                log.error("cannot serve snapshot %s: %s", snapshot_id, exc)
+            except (store.StoreError, OSError, ValueError, aiosqlite.Error,
+                    sqlite3.Error) as exc:
+                log.error("cannot serve snapshot %s: %s", basis.snapshot, exc)
                 continue
             self.served = {**self.served, year: new}  # one assignment: readers see old or new
             log.info("serving %s for %d (%d candidates)", new.id, year, new.rows)

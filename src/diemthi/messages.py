@@ -34,3 +34,11 @@ def year_not_found(year: int) -> str:
 
 def not_published(release_at: datetime) -> str:
     return f"Điểm thi chưa được công bố. Điểm sẽ có từ {when(release_at)} (giờ Việt Nam)."
+
+
+def province_not_found(code: str, year: int) -> str:
+    return f"Không có số liệu của tỉnh mã {code} trong kỳ thi năm {year}."
+
+
+def national_not_found(year: int) -> str:
+    return f"Chưa có phổ điểm cả nước năm {year}."

@@ -26,6 +26,8 @@ def route_of(path: str) -> str:
     """A bounded set of route labels, whatever paths clients send."""
     if path.startswith("/v1/scores/"):
         return "/v1/scores/{sbd}"
+    if path.startswith("/v1/stats/"):
+        return "/v1/stats/{year}" if path.count("/") == 3 else "/v1/stats/{year}/{scope}"
     if path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/zalo/webhook"):
         return path
     return "other"

@@ -7,10 +7,14 @@ Layout under the data dir::
     active/<year>              the id served for that year, replaced by rename
     reports/                   import reports
 
-A snapshot holds ``manifest(json)`` and ``candidates(sbd INTEGER PRIMARY KEY, body BLOB)``,
+A snapshot holds ``manifest(json)``, ``candidates(sbd INTEGER PRIMARY KEY, body BLOB)``,
 where body is the precomputed part of the JSON of ``GET /v1/scores/{sbd}`` (scores,
-foreign language, combination totals). The part that is the same for a whole province
-(sbd, year, province) is an :class:`Envelope` joined to it when the body is first read.
+foreign language, combination totals), and ``distribution(key, province, value, count)``:
+how many candidates of each province have each exact value (hundredths) of each subject
+and combination, counted by the importer while it reads the rows. The part of a body that
+is the same for a whole province (sbd, year, province) and the part that depends on the
+other candidates (ranks, last year's equivalents: a :class:`Tail`) are joined to it by
+:meth:`Envelope.body`, the one place where a stored row becomes the finished body.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import orjson
 
@@ -31,7 +35,13 @@ from .reference import provinces
 SCHEMA = """
 CREATE TABLE candidates (sbd INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE manifest (json TEXT NOT NULL);
+CREATE TABLE distribution (key TEXT NOT NULL, province TEXT NOT NULL, value INTEGER NOT NULL,
+                           count INTEGER NOT NULL, PRIMARY KEY (key, province, value))
+    WITHOUT ROWID;
 """
+
+#: key (subject or combination) -> province code -> value in hundredths -> candidates
+Distributions = dict[str, dict[str, dict[int, int]]]
 
 
 class StoreError(Exception):
@@ -101,9 +111,13 @@ class SnapshotWriter:
     def _insert(rows: int) -> str:
         return "INSERT INTO candidates VALUES " + ",".join(["(?,?)"] * rows)
 
-    def finish(self, manifest: dict[str, Any]) -> Path:
-        """Commit, flush to disk and rename into place: the snapshot exists whole or not."""
+    def finish(self, manifest: dict[str, Any],
+               distribution: Iterable[tuple[str, str, int, int]] = ()) -> Path:
+        """Commit, flush to disk and rename into place: the snapshot exists whole or not.
+
+        ``distribution`` rows are (key, province, value in hundredths, count)."""
         self.db.execute("INSERT INTO manifest VALUES (?)", (orjson.dumps(manifest).decode(),))
+        self.db.executemany("INSERT INTO distribution VALUES (?,?,?,?)", distribution)
         self.db.execute("COMMIT")
         self.db.close()
         with open(self.partial, "rb+") as fh:
@@ -120,19 +134,30 @@ class SnapshotWriter:
             self.partial.unlink(missing_ok=True)
 
 
-class Envelope:
-    """The per-province start of every response body of one exam year."""
+class Tail(Protocol):
+    """What follows the stored part of a body (``standing.Standing``: ranks, equivalents)."""
 
-    def __init__(self, year: int, provinces: dict[str, str]):
+    def tail(self, province: str, stored: bytes) -> bytes: ...
+
+
+class Envelope:
+    """The per-province start of every response body of one exam year, and its tail."""
+
+    def __init__(self, year: int, provinces: dict[str, str], tail: Tail | None = None):
         self.year = year
         self.heads = {code: (f'","year":{year},"province":'
                              + orjson.dumps({"code": code, "name": name}).decode()
                              + ",").encode()
                       for code, name in provinces.items()}
+        self.tail = tail.tail if tail is not None else None
 
     def body(self, sbd: str, stored: bytes) -> bytes:
-        """The finished JSON body from a stored row."""
-        return b'{"sbd":"' + sbd.encode() + self.heads[sbd[:2]] + stored
+        """The finished JSON body from a stored row (which ends with the closing brace)."""
+        province = sbd[:2]
+        if self.tail is None:
+            return b'{"sbd":"' + sbd.encode() + self.heads[province] + stored
+        return (b'{"sbd":"' + sbd.encode() + self.heads[province] + stored[:-1]
+                + self.tail(province, stored) + b"}")
 
 
 @dataclass(frozen=True)
@@ -199,15 +224,48 @@ def activate(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
     return info
 
 
-def envelope(info: SnapshotInfo) -> Envelope:
-    return Envelope(info.year, provinces(info.year))
+def envelope(info: SnapshotInfo, tail: Tail | None = None) -> Envelope:
+    return Envelope(info.year, provinces(info.year), tail)
 
 
-def lookup(info: SnapshotInfo, sbd: str) -> bytes | None:
-    """One candidate's finished body from a snapshot, synchronously (CLI and tests)."""
+def lookup(info: SnapshotInfo, sbd: str, tail: Tail | None = None) -> bytes | None:
+    """One candidate's finished body from a snapshot, synchronously (CLI and tests);
+    without ``tail``, only what the snapshot itself holds (no ranks)."""
     db = connect_readonly(info.path)
     try:
         row = db.execute("SELECT body FROM candidates WHERE sbd = ?", (int(sbd),)).fetchone()
     finally:
         db.close()
-    return envelope(info).body(sbd, row[0]) if row else None
+    return envelope(info, tail).body(sbd, row[0]) if row else None
+
+
+def read_distributions(path: Path) -> Distributions:
+    """The counts per (key, province, value) the importer stored with the snapshot.
+
+    A snapshot written before the table existed is counted from its bodies instead (once,
+    when it is opened: seconds for a national snapshot)."""
+    db = connect_readonly(path)
+    out: Distributions = {}
+    try:
+        try:
+            rows = db.execute("SELECT key, province, value, count FROM distribution").fetchall()
+        except sqlite3.OperationalError:  # an older snapshot: no such table
+            return _count_bodies(db)
+    finally:
+        db.close()
+    for key, province, value, count in rows:
+        out.setdefault(key, {}).setdefault(province, {})[value] = count
+    return out
+
+
+def _count_bodies(db: sqlite3.Connection) -> Distributions:
+    out: Distributions = {}
+    for sbd, body in db.execute("SELECT sbd, body FROM candidates"):
+        province = f"{sbd // 1_000_000:02d}"
+        doc = orjson.loads(b"{" + body)
+        for part in ("scores", "combinations"):
+            for key, value in doc[part].items():
+                counts = out.setdefault(key, {}).setdefault(province, {})
+                h = round(value * 100)
+                counts[h] = counts.get(h, 0) + 1
+    return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..formats import score as number
+from ..formats import thousands as count
+from ..formats import top_percent
 from ..messages import NOT_READY, when
 from ..reference import SUBJECTS
 
@@ -16,8 +18,34 @@ TOO_MANY = "Mỗi tin nhắn tra được tối đa 3 số báo danh; các số 
 BUSY = NOT_READY
 
 
+RANKED_COMBINATIONS = 3  # lines in the found-reply, best share above first
+
+
+def rank_lines(doc: dict) -> list[str]:
+    """Up to three lines for the best combinations (province rank, top X% cả nước), and
+    one for the subjects ranked in the national distribution, if any."""
+    ranks = doc.get("ranks") or {}
+    combos = doc.get("combinations") or {}
+    best = sorted((code for code in combos if code in ranks),
+                  key=lambda c: ranks[c]["nation"]["higher"] / ranks[c]["nation"]["of"])
+    lines = []
+    for code in best[:RANKED_COMBINATIONS]:
+        nation, province = ranks[code]["nation"], ranks[code]["province"]
+        line = (f"{code} {number(combos[code])}: hạng {count(province['higher'] + 1)}/"
+                f"{count(province['of'])} trong tỉnh")
+        if nation.get("source") == "national" or nation["of"] > province["of"]:
+            line += f", {top_percent(nation)} cả nước"
+        lines.append(line)
+    national = [f"{SUBJECTS[key].name if key in SUBJECTS else key} {top_percent(r['nation'])}"
+                for key, r in ranks.items()
+                if key in doc["scores"] and r["nation"].get("source") == "national"]
+    if national:
+        lines.append("So với cả nước: " + ", ".join(national))
+    return lines
+
+
 def found(doc: dict) -> str:
-    """A candidate's scores, foreign language and combination totals."""
+    """A candidate's scores, foreign language, combination totals and where they stand."""
     lines = [f"SBD {doc['sbd']} – {doc['province']['name']} – năm {doc['year']}"]
     language = doc.get("foreign_language")
     for key, value in doc["scores"].items():
@@ -31,6 +59,7 @@ def found(doc: dict) -> str:
     if combos:
         lines.append("Tổ hợp: " + ", ".join(f"{code} {number(total)}"
                                             for code, total in combos.items()))
+    lines += rank_lines(doc)
     return "\n".join(lines)
 
 

@@ -12,7 +12,6 @@ what is cached is the finished body, not a response object.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, quote
@@ -24,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import messages
 from ..embargo import Embargo
-from ..formats import percent, score, thousands
+from ..formats import score, thousands, top_percent
 from ..lookup import Lookup, Served
 from ..reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces
 from ..sbd import is_sbd
@@ -55,17 +54,21 @@ def show(value: Any) -> str:
 
 
 def rank_lines(rank: dict | None) -> list[str]:
-    """'hạng 1.204 / 26.880 trong tỉnh', 'top 4,5% cả nước' from a ``ranks`` entry."""
+    """'hạng 1.204 / 26.880 trong tỉnh', 'top 4,5% cả nước' from a ``ranks`` entry.
+
+    The nation's line only when it says more than the province's: counted in the ministry's
+    national figures, or over more candidates than the province has (as the chatbot does)."""
     if not rank:
         return []
     lines = []
-    province = rank.get("province")
-    if province and province.get("of"):
+    province = rank.get("province") or {}
+    if province.get("of"):
         lines.append(f"hạng {thousands(province['higher'] + 1)} / "
                      f"{thousands(province['of'])} trong tỉnh")
-    nation = rank.get("nation")
-    if nation and nation.get("of"):
-        lines.append(f"top {percent((nation['higher'] + 1) / nation['of'])} cả nước")
+    nation = rank.get("nation") or {}
+    if nation.get("of") and (nation.get("source") == NATIONAL
+                             or nation["of"] > province.get("of", 0)):
+        lines.append(f"{top_percent(nation)} cả nước")
     return lines
 
 
@@ -108,10 +111,12 @@ class Pages:
                                trim_blocks=True, lstrip_blocks=True, auto_reload=False)
         self.env.globals.update(asset=self.assets.url, site_name=SITE_NAME,
                                 public_url=settings.public_url.rstrip("/"))
-        # per snapshot id: finished result pages, phổ điểm pages, binned charts
-        self.results: dict[str, LRUCache] = {}
-        self.stats_pages: dict[str, dict[str, bytes]] = {}
-        self.charts: dict[tuple[str, str | None, str], Histogram] = {}
+        # per served basis (its ETag prefix: snapshot, last year, national figures):
+        # finished result pages, phổ điểm pages, binned charts
+        self.results: dict[bytes, LRUCache] = {}
+        self.stats_pages: dict[bytes, dict[str, bytes]] = {}
+        self.charts: dict[tuple[bytes, str | None, str], Histogram] = {}
+        self.wheres: dict[bytes, str] = {}
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -213,7 +218,7 @@ class Pages:
         for name, value in scope["headers"]:
             if name == b"if-none-match" and (value.strip() == b"*" or etag in value):
                 return 304, headers, b""
-        pages = self.results.get(served.id)
+        pages = self.results.get(served.etag_prefix)
         if pages is None:
             pages = self._new_snapshot(served)
         body = pages.get(sbd)
@@ -231,15 +236,17 @@ class Pages:
 
     def _new_snapshot(self, served: Served) -> LRUCache:
         """The page cache of a snapshot seen for the first time; drop those no longer served."""
-        live = {s.id for s in self.lookup.served.values()}
+        live = {s.etag_prefix for s in self.lookup.served.values()}
         for old in [k for k in self.results if k not in live]:
             del self.results[old]
         for old in [k for k in self.stats_pages if k not in live]:
             del self.stats_pages[old]
         for old in [k for k in self.charts if k[0] not in live]:
             del self.charts[old]
+        for old in [k for k in self.wheres if k not in live]:
+            del self.wheres[old]
         pages: LRUCache = LRUCache(maxsize=max(self.page_cache_size, 1))
-        self.results[served.id] = pages
+        self.results[served.etag_prefix] = pages
         return pages
 
     async def result_context(self, served: Served, body: bytes) -> dict[str, Any]:
@@ -254,8 +261,9 @@ class Pages:
             return f"năm {previous['year']} tương đương {score(equivalents[key])} điểm"
 
         language = doc.get("foreign_language") or {}
-        stats = await stats_document(served, None)
-        distributions = (stats or {}).get("distributions") or {}
+        national = (stats_document(served, NATIONAL) or {}).get("distributions") or {}
+        own = (stats_document(served, None) or {}).get("distributions") or {}
+        where = self.where(served)
         subjects = []
         for key, value in doc["scores"].items():
             name = subject_name(key)
@@ -263,15 +271,16 @@ class Pages:
                 name = f"{name} ({language['name']})"
             item: dict[str, Any] = {"name": name, "score": show(value),
                                     "ranks": rank_lines(ranks.get(key)), "previous": before(key)}
-            dist = distributions.get(key)
+            scope, dist = (NATIONAL, national[key]) if key in national else (None, own.get(key))
             if dist and dist.get("histogram") and isinstance(value, (int, float)):
-                chart = self.chart(served.id, None, key, dist)
-                item["chart"] = chart.svg(f"Phổ điểm môn {subject_name(key)} của "
+                chart = self.chart(served.etag_prefix, scope, key, dist)
+                among = "cả nước" if scope == NATIONAL else where
+                item["chart"] = chart.svg(f"Phổ điểm môn {subject_name(key)} {among}: "
                                           f"{thousands(dist['count'])} thí sinh; điểm của bạn "
                                           f"{score(value)}", value)
-                item["caption"] = (f"Phổ điểm {subject_name(key)}: {thousands(dist['count'])} "
-                                   f"thí sinh, trung bình {score(dist['mean'])}; cột đậm là "
-                                   "điểm của bạn")
+                item["caption"] = (f"Phổ điểm {subject_name(key)} {among}: "
+                                   f"{thousands(dist['count'])} thí sinh, trung bình "
+                                   f"{score(dist['mean'])}; cột màu cam là điểm của bạn.")
             subjects.append(item)
         combinations = []
         for code, total in (doc.get("combinations") or {}).items():
@@ -290,7 +299,17 @@ class Pages:
                 "province": doc["province"]["name"], "language": language.get("name"),
                 "subjects": subjects, "combinations": combinations}
 
-    def chart(self, snapshot: str, scope: str | None, key: str, dist: dict) -> Histogram:
+    def where(self, served: Served) -> str:
+        """How the whole snapshot is called: 'cả nước', or its one province's name."""
+        found = self.wheres.get(served.etag_prefix)
+        if found is None:
+            present = [name for code, name in provinces(served.envelope.year).items()
+                       if stats_document(served, code)]
+            found = present[0] if len(present) == 1 else "cả nước"
+            self.wheres[served.etag_prefix] = found
+        return found
+
+    def chart(self, snapshot: bytes, scope: str | None, key: str, dist: dict) -> Histogram:
         found = self.charts.get((snapshot, scope, key))
         if found is None:
             found = Histogram(dist["histogram"], top=30 if key in COMBINATIONS else 10)
@@ -318,9 +337,9 @@ class Pages:
         for name, value in scope["headers"]:
             if name == b"if-none-match" and (value.strip() == b"*" or etag in value):
                 return 304, headers, b""
-        if served.id not in self.results:
+        if served.etag_prefix not in self.results:
             self._new_snapshot(served)
-        pages = self.stats_pages.setdefault(served.id, {})
+        pages = self.stats_pages.setdefault(served.etag_prefix, {})
         body = pages.get(wanted or "")
         if body is None:
             context = await self.pho_diem_context(served, wanted)
@@ -335,17 +354,17 @@ class Pages:
 
     async def scopes(self, served: Served, year: int) -> list[tuple[str, str]]:
         """The selector's choices: everyone, the nation's published figures, each province."""
-        choices = [("", "Tất cả thí sinh")]
-        if await stats_document(served, NATIONAL):
+        choices = [("", f"Tất cả thí sinh ({self.where(served)})")]
+        if stats_document(served, NATIONAL):
             choices.append((NATIONAL, "Cả nước (số liệu Bộ GD&ĐT)"))
         for code, name in provinces(year).items():
-            if await stats_document(served, code):
+            if stats_document(served, code):
                 choices.append((code, name))
         return choices
 
     async def pho_diem_context(self, served: Served, wanted: str | None) -> dict | None:
         year = served.envelope.year
-        stats = await stats_document(served, wanted)
+        stats = stats_document(served, wanted)
         scopes = await self.scopes(served, year)
         labels = dict(scopes)
         if wanted is not None and wanted not in labels:
@@ -361,13 +380,15 @@ class Pages:
                     continue
                 name = subject_name(key) if key not in COMBINATIONS else (
                     f"{key}: " + ", ".join(subject_name(k) for k in COMBINATIONS[key].subjects))
-                items.append({"name": name, "count": thousands(d["count"]),
+                extremes = (f"điểm ≤ 1: {thousands(d['at_most_1'])} · điểm 10: "
+                            f"{thousands(d['tens'])}") if "at_most_1" in d else ""
+                items.append({"name": name, "count": thousands(d["count"]), "extremes": extremes,
                               "mean": score(d["mean"]), "median": score(d["median"]),
-                              "chart": self.chart(served.id, wanted, key, d).svg(
+                              "chart": self.chart(served.etag_prefix, wanted, key, d).svg(
                                   f"Phổ điểm {name}: {thousands(d['count'])} thí sinh, "
                                   f"trung bình {score(d['mean'])}, trung vị {score(d['median'])}")})
             if items:
-                groups.append({"title": title, "items": items})
+                groups.append({"title": title, "entries": items})
         label = labels.get(wanted or "", "")
         return {"title": f"Phổ điểm {year} – {label} – {SITE_NAME}", "year": year,
                 "scopes": scopes, "scope_value": wanted or "", "scope_label": label,
@@ -375,16 +396,7 @@ class Pages:
                 "distributions": groups}
 
 
-async def stats_document(served: Served, scope: str | None) -> dict | None:
-    """The phổ điểm document of a scope (None: everyone; a province code; 'national'),
-    from the snapshot's standing figures; None where the snapshot has none."""
-    method = getattr(served, "stats_document", None)
-    if method is None:
-        return None
-    try:
-        found = method(scope)
-        if inspect.isawaitable(found):
-            found = await found
-    except (KeyError, LookupError):
-        return None
-    return found or None
+def stats_document(served: Served, scope: str | None) -> dict | None:
+    """The phổ điểm document of a scope (None: everyone; a province code; 'national'), as
+    ``GET /v1/stats`` answers it; None where the snapshot has none."""
+    return served.stats_document(scope)

@@ -1,0 +1,264 @@
+"""Where a candidate stands: ranks, phổ điểm (score distributions), last year's equivalents.
+
+Everything here is computed once per served snapshot, from the distribution tables the
+importer stored with it (counts per key, province and exact value), last year's active
+snapshot and the national distributions staff imported (``national``). The request path
+then turns a stored row into its tail (``"ranks"`` and ``"previous_year"``) with a few
+dict lookups and byte concatenations: :meth:`Standing.tail`.
+
+What a year's standing is built from is its :class:`Basis`; when the basis changes (an
+activation of this or last year, a national distribution imported or removed), the
+lookup builds a new :class:`Standing` and serves it with fresh caches, as on activation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from itertools import accumulate, chain
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+from . import national, store
+from .reference import COMBINATIONS, SUBJECTS, provinces
+
+NATIONAL = "national"  # the scope of the national distribution in stats documents
+Counts = dict[int, int]  # value in hundredths -> candidates
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What one year's standing depends on; equal bases give equal bodies."""
+
+    year: int
+    snapshot: str
+    previous_snapshot: str | None  # the active snapshot of year - 1
+    national: tuple | None  # national.version() of this year's distribution
+    previous_national: tuple | None  # and of last year's
+
+    @property
+    def tag(self) -> str:
+        """Names the bodies in ETags: the snapshot id alone while nothing else counts."""
+        if self.previous_snapshot is None and self.national is None \
+                and self.previous_national is None:
+            return self.snapshot
+        h = hashlib.sha256(repr(self).encode()).hexdigest()[:8]
+        return f"{self.snapshot}~{h}"
+
+
+def bases(data_dir: Path) -> dict[int, Basis]:
+    """The basis of every year with an active snapshot (a few tiny files read)."""
+    active = store.active_ids(data_dir)
+    return {year: Basis(year, snapshot_id, active.get(year - 1),
+                        national.version(data_dir, year), national.version(data_dir, year - 1))
+            for year, snapshot_id in active.items()}
+
+
+def build(data_dir: Path, basis: Basis) -> "Standing":
+    """Read what ``basis`` names and compute everything (seconds for a national snapshot)."""
+    info = store.get_snapshot(data_dir, basis.snapshot)
+    own = store.read_distributions(info.path)
+    previous: tuple[int, dict[str, Counts]] | None = None
+    if basis.previous_snapshot is not None:
+        last = store.get_snapshot(data_dir, basis.previous_snapshot)
+        previous = (last.year, {key: merge(by_province.values())
+                                for key, by_province in store.read_distributions(last.path).items()})
+    elif basis.previous_national is not None:
+        found = national.load(data_dir, basis.year - 1)
+        if found is not None:
+            previous = (basis.year - 1, found)
+    this_year = national.load(data_dir, basis.year) if basis.national is not None else None
+    return Standing(info.year, basis.tag, own, info.manifest.get("provinces", {}),
+                    this_year, previous)
+
+
+def alone(info: store.SnapshotInfo) -> "Standing":
+    """The standing of a snapshot by itself: no last year, no national distribution."""
+    return Standing(info.year, info.id, store.read_distributions(info.path),
+                    info.manifest.get("provinces", {}))
+
+
+def merge(parts: Iterable[Counts]) -> Counts:
+    out: Counts = {}
+    for part in parts:
+        for value, count in part.items():
+            out[value] = out.get(value, 0) + count
+    return out
+
+
+def ranks_of(counts: Counts) -> dict[int, tuple[int, int, int]]:
+    """Value -> (higher, equal, of) among ``counts``: strictly greater, the same, all."""
+    values = sorted(counts, reverse=True)
+    of = sum(counts.values())
+    above = accumulate((counts[v] for v in values), initial=0)
+    return {v: (higher, counts[v], of) for v, higher in zip(values, above)}
+
+
+def ranks_in(counts: Counts, values: Iterable[int]) -> dict[int, tuple[int, int, int]]:
+    """(higher, equal, of) in ``counts`` of each of ``values``, present there or not."""
+    ascending = sorted(counts)
+    # at_or_below[i]: candidates with one of the i smallest values
+    at_or_below = list(accumulate((counts[v] for v in ascending), initial=0))
+    of = at_or_below[-1]
+    return {v: (of - at_or_below[bisect_right(ascending, v)], counts.get(v, 0), of)
+            for v in values}
+
+
+def equivalents(previous: Counts, ranks: dict[int, tuple[int, int, int]]) -> dict[int, int]:
+    """Value -> the smallest previous value t with (previous above t) / (previous all) <=
+    higher / of of that value's rank: last year's score that stood as high. Exact, in
+    integers (both sides multiplied out)."""
+    ascending = sorted(previous)
+    # above[i]: previous candidates above ascending[i]; it only falls as i grows
+    above = list(accumulate((previous[v] for v in reversed(ascending)), initial=0))[-2::-1]
+    total = sum(previous.values())
+    out, scaled = {}, {}
+    for value, (higher, _, of) in ranks.items():
+        keys = scaled.get(of) or scaled.setdefault(of, [-a * of for a in above])
+        # keys do not fall as i grows: the first i with keys[i] >= -higher * total
+        out[value] = ascending[bisect_left(keys, -higher * total)]
+    return out
+
+
+def _number(hundredths: int) -> float:
+    return hundredths / 100
+
+
+def _rank(higher: int, equal: int, of: int, source: str | None = None) -> bytes:
+    extra = f',"source":"{source}"' if source else ""
+    return f'{{"higher":{higher},"equal":{equal},"of":{of}{extra}}}'.encode()
+
+
+def _order(keys: Iterable[str]) -> list[str]:
+    """Subjects in table order, then combinations by code."""
+    present = set(keys)
+    return [k for k in chain(SUBJECTS, COMBINATIONS) if k in present]
+
+
+def describe(counts: Counts, subject: bool) -> dict[str, Any]:
+    """count, mean, median, histogram (and for a subject the điểm liệt and the 10s)."""
+    ascending = sorted(v for v, c in counts.items() if c)
+    count = sum(counts[v] for v in ascending)
+    total = sum(v * counts[v] for v in ascending)
+    # the lower median: the value at position ceil(count / 2), ascending
+    middle = (count + 1) // 2
+    median = ascending[bisect_left(list(accumulate(counts[v] for v in ascending)), middle)]
+    out: dict[str, Any] = {
+        "count": count,
+        "mean": _number((2 * total + count) // (2 * count)),  # hundredths, half up
+        "median": _number(median),
+    }
+    if subject:
+        out["at_most_1"] = sum(counts[v] for v in ascending if v <= 100)
+        out["tens"] = counts.get(1000, 0)
+    out["histogram"] = [[_number(v), counts[v]] for v in ascending]
+    return out
+
+
+class Standing:
+    """One served year's ranks, equivalents and distribution documents, ready as bytes."""
+
+    def __init__(self, year: int, tag: str, own: store.Distributions,
+                 candidates: dict[str, int], this_national: dict[str, Counts] | None = None,
+                 previous: tuple[int, dict[str, Counts]] | None = None):
+        self.year = year
+        self.tag = tag
+        names = provinces(year)
+        whole = {key: merge(by_province.values()) for key, by_province in own.items()}
+        # key -> value -> b'"key":{"nation":{...},' ; key -> province -> value -> b'"province":{...}}'
+        self.nation: dict[str, dict[float, bytes]] = {}
+        self.province: dict[str, dict[str, dict[float, bytes]]] = {}
+        self.equivalents: dict[str, dict[float, bytes]] = {}
+        nation_ranks: dict[str, dict[int, tuple[int, int, int]]] = {}
+        for key, counts in whole.items():
+            if this_national and key in this_national:
+                ranks, source = ranks_in(this_national[key], counts), NATIONAL
+            else:
+                ranks, source = ranks_of(counts), "snapshot"
+            nation_ranks[key] = ranks
+            self.nation[key] = {_number(v): b'"' + key.encode() + b'":{"nation":'
+                                + _rank(*r, source) + b"," for v, r in ranks.items()}
+            self.province[key] = {
+                province: {_number(v): b'"province":' + _rank(*r) + b"}"
+                           for v, r in ranks_of(counts_p).items()}
+                for province, counts_p in own[key].items()}
+        self.previous_year = previous[0] if previous else None
+        self.previous_head = b""
+        if previous is not None:
+            self.previous_head = f',"previous_year":{{"year":{previous[0]},"equivalents":{{'.encode()
+            for key, ranks in nation_ranks.items():
+                last = previous[1].get(key)
+                if not last:
+                    continue  # absent last year: left out
+                self.equivalents[key] = {
+                    _number(v): b'"' + key.encode() + b'":' + orjson.dumps(_number(t))
+                    for v, t in equivalents(last, ranks).items()}
+        self.documents: dict[str | None, dict[str, Any]] = {}
+        self.documents[None] = self._document(None, whole, sum(candidates.values()))
+        by_province: dict[str, dict[str, Counts]] = {}
+        for key, parts in own.items():
+            for province, counts in parts.items():
+                by_province.setdefault(province, {})[key] = counts
+        for province, counts in sorted(by_province.items()):
+            self.documents[province] = self._document(
+                {"code": province, "name": names.get(province, "?")}, counts,
+                candidates.get(province, 0))
+        if this_national:
+            self.documents[NATIONAL] = self._document(None, this_national, None, NATIONAL)
+        self.bodies = {scope: orjson.dumps(doc) for scope, doc in self.documents.items()}
+
+    def _document(self, province: dict | None, counts: dict[str, Counts],
+                  candidates: int | None, source: str = "snapshot") -> dict[str, Any]:
+        return {"year": self.year, "province": province, "source": source,
+                "candidates": candidates,
+                "distributions": {key: describe(counts[key], key in SUBJECTS)
+                                  for key in _order(k for k, c in counts.items() if any(c.values()))}}
+
+    def tail(self, province: str, stored: bytes) -> bytes:
+        """``,"ranks":{...}[,"previous_year":{...}]`` for a stored row of ``province``."""
+        doc = orjson.loads(b"{" + stored)
+        items = [*doc["scores"].items(), *doc["combinations"].items()]
+        nation, local = self.nation, self.province
+        out = b',"ranks":{' + b",".join(
+            [nation[key][value] + local[key][province][value] for key, value in items]) + b"}"
+        if self.previous_head:
+            equivalents = self.equivalents
+            out += self.previous_head + b",".join(
+                [equivalents[key][value] for key, value in items if key in equivalents]) + b"}}"
+        return out
+
+    def stats_document(self, scope: str | None) -> dict[str, Any] | None:
+        """The document of ``GET /v1/stats/{year}[/{scope}]``: scope None (the whole
+        snapshot), a province code, or ``"national"``; None when there is none."""
+        return self.documents.get(scope)
+
+    def stats_body(self, scope: str | None) -> bytes | None:
+        return self.bodies.get(scope)
+
+
+def text_report(doc: dict[str, Any], width: int = 40) -> list[str]:
+    """A stats document for a terminal: a line per key, then ten bins of its histogram."""
+    where = doc["province"]["name"] + f" ({doc['province']['code']})" if doc["province"] \
+        else ("cả nước" if doc["source"] == NATIONAL else "toàn bộ bản chụp")
+    people = f", {doc['candidates']} thí sinh" if doc["candidates"] is not None else ""
+    out = [f"Phổ điểm năm {doc['year']} – {where}{people}"]
+    for key, d in doc["distributions"].items():
+        name = SUBJECTS[key].name if key in SUBJECTS else f"Tổ hợp {key}"
+        extra = (f", ≤ 1 điểm: {d['at_most_1']}, điểm 10: {d['tens']}"
+                 if "tens" in d else "")
+        out.append(f"{name}: {d['count']} bài, trung bình {d['mean']:.2f}, "
+                   f"trung vị {d['median']:.2f}{extra}")
+        top = 10 if key in SUBJECTS else 30
+        step = top // 10
+        bins = [0] * 10
+        for value, count in d["histogram"]:
+            bins[min(int(value // step), 9)] += count
+        peak = max(bins) or 1
+        for i, count in enumerate(bins):
+            upper = "]" if i == 9 else ")"
+            out.append(f"  [{i * step:>2}, {(i + 1) * step:>2}{upper} "
+                       f"{'█' * round(width * count / peak):<{width}} {count}")
+    return out
