@@ -7,6 +7,8 @@ bare Starlette route returning fixed bytes (scripts/ceiling_app.py, same uvicorn
 parser). wrk (64 connections, one thread) drives each in turn: (a) every request a
 different SBD, (b) a hot set of 2,000 SBDs. Prints requests/s, the ratio to the ceiling,
 p50/p99 and the worker's peak RSS; medians of --runs. Needs wrk (apt-get install wrk).
+The result page ``/tra-cuu/{sbd}`` runs the same two loads, its ratio taken to the API's
+in the same run (goal >= 0.8), and its first-visit weight is summed (goal <= 60 KB).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 from diemthi.importer import import_files
@@ -40,7 +44,7 @@ request = function()
   local k
   if hot > 0 then k = math.random(0, hot - 1) else k = counter end
   -- a stride coprime to total visits every SBD once before repeating
-  return wrk.format("GET", "/v1/scores/" .. sbd((k * 7919) %% total))
+  return wrk.format("GET", "%(path)s" .. sbd((k * 7919) %% total))
 end
 done = function(summary, latency, requests)
   io.write(string.format('RESULT {"requests": %%d, "seconds": %%f, "p50": %%d, "p99": %%d, ' ..
@@ -59,6 +63,19 @@ def wrk(port: int, lua: Path, seconds: int, connections: int) -> dict:
     r = json.loads(line[7:])
     r["rps"] = r["requests"] / r["seconds"]
     return r
+
+
+def page_weight(port: int, sbd: str) -> int:
+    """Bytes of every response a first visit to the result page needs, as the server sends
+    them (bodies; headers not counted): the HTML, then each stylesheet, script and icon."""
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(f"{base}/tra-cuu/{sbd}") as r:
+        html = r.read()
+    total = len(html)
+    for url in re.findall(rb'<(?:link|script)[^>]+(?:href|src)="(/[^"]+)"', html):
+        with urllib.request.urlopen(base + url.decode()) as r:
+            total += len(r.read())
+    return total
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -88,10 +105,13 @@ def main() -> None:
         result = import_files(work / "data", 2026, [source], activate=True)
         print(f"snapshot: {result.imported} candidates ({result.snapshot_path.stat().st_size / 1e6:.0f} MB)")
         scripts = {}
-        for name, hot in (("distinct", 0), ("hot2000", 2000)):
+        for name, hot, path in (("distinct", 0, "/v1/scores/"), ("hot2000", 2000, "/v1/scores/"),
+                                ("page-distinct", 0, "/tra-cuu/"),
+                                ("page-hot2000", 2000, "/tra-cuu/")):
             scripts[name] = work / f"{name}.lua"
             scripts[name].write_text(LUA % {"codes": ",".join(f'"{c}"' for c in codes),
-                                            "per": per, "total": result.imported, "hot": hot})
+                                            "per": per, "total": result.imported, "hot": hot,
+                                            "path": path})
         ours_port, ceiling_port = free_port(), free_port()
         env = {**os.environ, "DIEMTHI_DATA_DIR": str(work / "data")}
         ours = subprocess.Popen([str(bin_dir / "diemthi"), "serve", "--port", str(ours_port)],
@@ -103,8 +123,11 @@ def main() -> None:
         try:
             wait_ready(f"http://127.0.0.1:{ours_port}/readyz", ours)
             wait_ready(f"http://127.0.0.1:{ceiling_port}/v1/scores/01000001", ceiling)
-            runs: dict[str, list[dict]] = {"ceiling": [], "distinct": [], "hot2000": []}
+            runs: dict[str, list[dict]] = {"ceiling": [], "distinct": [], "hot2000": [],
+                                           "page-distinct": [], "page-hot2000": []}
             ratios: dict[str, list[float]] = {"distinct": [], "hot2000": []}
+            page_ratios: dict[str, list[float]] = {"page-distinct": [], "page-hot2000": []}
+            weight = page_weight(ours_port, f"{codes[0]}000001")
 
             def ceiling_now() -> float:
                 runs["ceiling"].append(wrk(ceiling_port, scripts["hot2000"], args.seconds,
@@ -119,9 +142,16 @@ def main() -> None:
                     after = ceiling_now()  # bracketed: drift of the machine cancels out
                     ratios[name].append(runs[name][-1]["rps"] / ((before + after) / 2))
                     before = after
+                for name in page_ratios:  # the page against the API, same load, same run
+                    runs[name].append(wrk(ours_port, scripts[name], args.seconds,
+                                          args.connections))
+                    api = runs[name.removeprefix("page-")][-1]["rps"]
+                    page_ratios[name].append(runs[name][-1]["rps"] / api)
                 print(f"run {i + 1}: " + ", ".join(
                     f"{k} {runs[k][-1]['rps']:,.0f} req/s ({ratios[k][-1]:.2f})"
-                    for k in ratios))
+                    for k in ratios) + ", " + ", ".join(
+                    f"{k} {runs[k][-1]['rps']:,.0f} req/s ({page_ratios[k][-1]:.2f} of API)"
+                    for k in page_ratios))
             rss = peak_rss_mib(ours.pid)
         finally:
             for p in (ours, ceiling):
@@ -143,6 +173,15 @@ def main() -> None:
         note = f"  (goal >= {goal:.2f})" if goal else ""
         print(f"{label:<24}{rps:>10,.0f}{ratio:>8.2f}{p50:>9.2f}{p99:>9.2f}"
               f"{bad:>9}{note}")
+    for name, label in (("page-distinct", "page, every SBD"), ("page-hot2000", "page, hot 2,000")):
+        rs = runs[name]
+        print(f"{label:<24}{statistics.median(r['rps'] for r in rs):>10,.0f}"
+              f"{statistics.median(page_ratios[name]):>8.2f}"
+              f"{statistics.median(r['p50'] for r in rs) / 1000:>9.2f}"
+              f"{statistics.median(r['p99'] for r in rs) / 1000:>9.2f}"
+              f"{sum(r['non2xx'] + r['errors'] for r in rs):>9}  (ratio to the API's same load;"
+              f" goal >= 0.80)")
+    print(f"result page, first visit: {weight / 1024:.1f} KB in all (goal <= 60)")
     print(f"worker peak RSS: {rss:.0f} MiB (goal <= 300)")
 
 

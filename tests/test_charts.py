@@ -30,7 +30,7 @@ def test_combination_bins_are_half_points():
 def test_the_candidates_bar_is_marked():
     h = Histogram([[5.0, 10], [7.75, 4]])
     svg = str(h.svg("Phổ điểm Toán; điểm của bạn 7,75", 7.75))
-    assert svg.startswith('<svg class="chart" viewBox="0 0 300 96" role="img" '
+    assert svg.startswith('<svg class="chart" viewBox="-8 0 316 96" role="img" '
                           'aria-label="Phổ điểm Toán; điểm của bạn 7,75">')
     mine = re.search(r'<path class="mine" d="([^"]+)"', svg).group(1)
     assert bars(mine)[0][0] == bars(h.svg("x").split('class="bars" d="')[1])[1][0]

@@ -13,7 +13,8 @@ from markupsafe import Markup, escape
 
 from ..formats import score
 
-WIDTH, HEIGHT, BASE = 300, 96, 78  # viewBox; bars stand on y = BASE
+WIDTH, HEIGHT, BASE = 300, 96, 78  # drawing area; bars stand on y = BASE
+MARGIN = 8  # each side, for the first and last tick labels
 TICKS = {10: (0, 2, 4, 6, 8, 10), 30: (0, 5, 10, 15, 20, 25, 30)}
 
 
@@ -59,6 +60,6 @@ class Histogram:
                     f'<text class="you" x="{min(max(x, 24), WIDTH - 24):.1f}" '
                     f'y="{max(BASE - self.heights[i] - 9, 9):.1f}">{score(mark)}</text>')
         return Markup(
-            f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+            f'<svg class="chart" viewBox="-{MARGIN} 0 {WIDTH + 2 * MARGIN} {HEIGHT}" role="img" '
             f'aria-label="{escape(label)}"><path class="bars" d="{self.bars}"/>'
             f"{mine}{self.axis}</svg>")
