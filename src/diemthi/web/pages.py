@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, quote
 import orjson
 from cachetools import LRUCache
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.routing import BaseRoute, Route
 
 from .. import messages
@@ -30,6 +31,7 @@ from ..sbd import is_sbd
 from ..settings import Settings
 from .assets import Assets
 from .charts import Histogram
+from .shell import Shell, marker
 
 HERE = Path(__file__).resolve().parent
 HTML = b"text/html; charset=utf-8"
@@ -111,12 +113,8 @@ class Pages:
                                trim_blocks=True, lstrip_blocks=True, auto_reload=False)
         self.env.globals.update(asset=self.assets.url, site_name=SITE_NAME,
                                 public_url=settings.public_url.rstrip("/"))
-        # per served basis (its ETag prefix: snapshot, last year, national figures):
-        # finished result pages, phổ điểm pages, binned charts
-        self.results: dict[bytes, LRUCache] = {}
-        self.stats_pages: dict[bytes, dict[str, bytes]] = {}
-        self.charts: dict[tuple[bytes, str | None, str], Histogram] = {}
-        self.wheres: dict[bytes, str] = {}
+        self.rendered: dict[bytes, Rendered] = {}  # by served basis (its ETag prefix)
+        self.shells: dict[tuple, Shell] = {}  # templates rendered once, with markers
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -129,13 +127,16 @@ class Pages:
 
     # -- rendering ---------------------------------------------------------------------
 
-    def render(self, template: str, path: str, **context: Any) -> bytes:
+    def context(self, path: str, **context: Any) -> dict[str, Any]:
         context.setdefault("description", "Tra cứu điểm thi tốt nghiệp THPT theo số báo danh: "
                            "điểm từng môn, tổ hợp xét tuyển, thứ hạng và phổ điểm.")
         years = sorted(self.lookup.served, reverse=True)
         context.setdefault("years", years)
         context.setdefault("year", years[0] if years else None)
-        return self.env.get_template(template).render(path=path, **context).encode()
+        return {"path": path, **context}
+
+    def render(self, template: str, path: str, **context: Any) -> bytes:
+        return self.env.get_template(template).render(self.context(path, **context)).encode()
 
     def page(self, status: int, template: str, path: str, headers: list | None = None,
              **context: Any) -> Answer:
@@ -218,102 +219,132 @@ class Pages:
         for name, value in scope["headers"]:
             if name == b"if-none-match" and (value.strip() == b"*" or etag in value):
                 return 304, headers, b""
-        pages = self.results.get(served.etag_prefix)
-        if pages is None:
-            pages = self._new_snapshot(served)
-        body = pages.get(sbd)
+        kept = self.rendered.get(served.etag_prefix) or self.keep(served)
+        body = kept.pages.get(sbd)
         if body is None:
             found = await served.get(sbd)
             if found is None:
                 return self.error(404, path, "Không tìm thấy số báo danh",
                                   messages.not_found(sbd, served.envelope.year),
                                   headers, show_form=True, sbd_value=sbd)
-            body = self.render("result.html", path, **await self.result_context(served, found))
+            body = self.result_page(kept, found)
             if self.page_cache_size:
-                pages[sbd] = body
+                kept.pages[sbd] = body
         headers.append((b"content-type", HTML))
         return 200, headers, body
 
-    def _new_snapshot(self, served: Served) -> LRUCache:
-        """The page cache of a snapshot seen for the first time; drop those no longer served."""
+    def keep(self, served: Served) -> "Rendered":
+        """The caches of a served basis seen for the first time; drop those of bases no
+        longer served (a new snapshot, or new figures of last year, start afresh)."""
         live = {s.etag_prefix for s in self.lookup.served.values()}
-        for old in [k for k in self.results if k not in live]:
-            del self.results[old]
-        for old in [k for k in self.stats_pages if k not in live]:
-            del self.stats_pages[old]
-        for old in [k for k in self.charts if k[0] not in live]:
-            del self.charts[old]
-        for old in [k for k in self.wheres if k not in live]:
-            del self.wheres[old]
-        pages: LRUCache = LRUCache(maxsize=max(self.page_cache_size, 1))
-        self.results[served.etag_prefix] = pages
-        return pages
+        for old in [k for k in self.rendered if k not in live]:
+            del self.rendered[old]
+        kept = Rendered(served, self.page_cache_size)
+        self.rendered[served.etag_prefix] = kept
+        return kept
 
-    async def result_context(self, served: Served, body: bytes) -> dict[str, Any]:
+    def result_page(self, kept: "Rendered", body: bytes) -> bytes:
+        """A candidate's page: the year's :class:`Shell` filled with the candidate's values.
+
+        A subject's or combination's HTML (score, rank lines, last year's equivalent,
+        chart) is the same for every candidate with the same figures: it is built once (a
+        shell of its own, filled) and kept under exactly those figures."""
         doc = orjson.loads(body)
         ranks = doc.get("ranks") or {}
         previous = doc.get("previous_year") or {}
+        last_year = previous.get("year")
         equivalents = previous.get("equivalents") or {}
-
-        def before(key: str) -> str | None:
-            if key not in equivalents:
-                return None
-            return f"năm {previous['year']} tương đương {score(equivalents[key])} điểm"
-
-        language = doc.get("foreign_language") or {}
-        national = (stats_document(served, NATIONAL) or {}).get("distributions") or {}
-        own = (stats_document(served, None) or {}).get("distributions") or {}
-        where = self.where(served)
-        subjects = []
+        language = (doc.get("foreign_language") or {}).get("name")
+        fragments = kept.fragments
+        parts = []
         for key, value in doc["scores"].items():
-            name = subject_name(key)
-            if key == "ngoai_ngu" and language.get("name"):
-                name = f"{name} ({language['name']})"
-            item: dict[str, Any] = {"name": name, "score": show(value),
-                                    "ranks": rank_lines(ranks.get(key)), "previous": before(key)}
-            scope, dist = (NATIONAL, national[key]) if key in national else (None, own.get(key))
-            if dist and dist.get("histogram") and isinstance(value, (int, float)):
-                chart = self.chart(served.etag_prefix, scope, key, dist)
-                among = "cả nước" if scope == NATIONAL else where
-                item["chart"] = chart.svg(f"Phổ điểm môn {subject_name(key)} {among}: "
-                                          f"{thousands(dist['count'])} thí sinh; điểm của bạn "
-                                          f"{score(value)}", value)
-                item["caption"] = (f"Phổ điểm {subject_name(key)} {among}: "
-                                   f"{thousands(dist['count'])} thí sinh, trung bình "
-                                   f"{score(dist['mean'])}; cột màu cam là điểm của bạn.")
-            subjects.append(item)
-        combinations = []
+            rank, equivalent = ranks.get(key), equivalents.get(key)
+            figures = (key, value, language if key == "ngoai_ngu" else None, _flat(rank),
+                       equivalent)
+            html = fragments.get(figures)
+            if html is None:
+                html = fragments[figures] = self.subject_html(
+                    kept, key, value, language, rank, before(last_year, equivalent))
+            parts.append(html)
+        subjects = "".join(parts)
+        parts = []
         for code, total in (doc.get("combinations") or {}).items():
-            combo = COMBINATIONS.get(code)
-            names = ", ".join(subject_name(k) for k in combo.subjects) if combo else ""
-            if combo and combo.language and combo.language != "N1":
-                names = names.replace(subject_name("ngoai_ngu"),
-                                      LANGUAGES.get(combo.language, combo.language))
-            combinations.append({"code": code, "subjects": names, "total": show(total),
-                                 "ranks": rank_lines(ranks.get(code)), "previous": before(code)})
-        title = f"Điểm thi THPT {doc['year']} – SBD {doc['sbd']}"
-        return {"title": title, "og_title": title, "noindex": True,
-                "description": f"Điểm thi tốt nghiệp THPT năm {doc['year']} của số báo danh "
-                               f"{doc['sbd']} ({doc['province']['name']}).",
-                "sbd": doc["sbd"], "sbd_value": "", "year": doc["year"],
-                "province": doc["province"]["name"], "language": language.get("name"),
-                "subjects": subjects, "combinations": combinations}
+            rank, equivalent = ranks.get(code), equivalents.get(code)
+            figures = (code, total, None, _flat(rank), equivalent)
+            html = fragments.get(figures)
+            if html is None:
+                html = fragments[figures] = self.combination_html(
+                    code, total, rank, before(last_year, equivalent))
+            parts.append(html)
+        combinations = "".join(parts)
+        shell = self.result_shell(doc["year"], bool(language), bool(combinations))
+        return shell.fill({"sbd": escape(doc["sbd"]), "province": escape(doc["province"]["name"]),
+                           "language": escape(language or ""), "subjects": subjects,
+                           "combinations": combinations}).encode()
 
-    def where(self, served: Served) -> str:
-        """How the whole snapshot is called: 'cả nước', or its one province's name."""
-        found = self.wheres.get(served.etag_prefix)
+    def piece(self, template: str, variant: tuple, markers: Callable[[], dict]) -> Shell:
+        """The shell of a partial template for one variant of its optional parts."""
+        found = self.shells.get((template, variant))
         if found is None:
-            present = [name for code, name in provinces(served.envelope.year).items()
-                       if stats_document(served, code)]
-            found = present[0] if len(present) == 1 else "cả nước"
-            self.wheres[served.etag_prefix] = found
+            found = self.shells[(template, variant)] = Shell(self.env.get_template(template),
+                                                            markers())
         return found
 
-    def chart(self, snapshot: bytes, scope: str | None, key: str, dist: dict) -> Histogram:
-        found = self.charts.get((snapshot, scope, key))
+    def subject_html(self, kept: "Rendered", key: str, value: Any, language: str | None,
+                     rank: dict | None, previous: str | None) -> str:
+        """One subject: name, score, rank lines, last year's equivalent, its chart."""
+        name = subject_name(key)
+        if key == "ngoai_ngu" and language:
+            name = f"{name} ({language})"
+        lines = rank_lines(rank)
+        values = {"name": escape(name), "score": escape(show(value)),
+                  "previous": escape(previous or "")}
+        values.update((f"rank{i}", escape(line)) for i, line in enumerate(lines))
+        scope, dist = kept.distribution(key)
+        chart = bool(dist and dist.get("histogram") and isinstance(value, (int, float)))
+        if chart:
+            among = "cả nước" if scope == NATIONAL else kept.where
+            values["chart"] = kept.chart(scope, key, dist).svg(
+                f"Phổ điểm môn {name} {among}: {thousands(dist['count'])} thí sinh; điểm "
+                f"của bạn {score(value)}", value)
+            values["caption"] = escape(
+                f"Phổ điểm {name} {among}: {thousands(dist['count'])} thí sinh, trung bình "
+                f"{score(dist['mean'])}; cột màu cam là điểm của bạn.")
+        return self.piece("_subject.html", (len(lines), bool(previous), chart), lambda: {"s": {
+            "name": marker("name"), "score": marker("score"),
+            "ranks": [marker(f"rank{i}") for i in range(len(lines))],
+            "previous": marker("previous") if previous else None,
+            "chart": marker("chart") if chart else None, "caption": marker("caption")}}
+        ).fill(values)
+
+    def combination_html(self, code: str, total: Any, rank: dict | None,
+                         previous: str | None) -> str:
+        """One table row: code, subjects, total, rank lines, last year's equivalent."""
+        lines = rank_lines(rank)
+        values = {"code": escape(code), "subjects": escape(combination_names(code)),
+                  "total": escape(show(total)), "previous": escape(previous or "")}
+        values.update((f"rank{i}", escape(line)) for i, line in enumerate(lines))
+        return self.piece("_combination.html", (len(lines), bool(previous)), lambda: {"c": {
+            "code": marker("code"), "subjects": marker("subjects"), "total": marker("total"),
+            "ranks": [marker(f"rank{i}") for i in range(len(lines))],
+            "previous": marker("previous") if previous else None}}).fill(values)
+
+    def result_shell(self, year: int, language: bool, combinations: bool) -> Shell:
+        """result.html rendered once per year shown and per optional part present."""
+        years = tuple(sorted(self.lookup.served, reverse=True))
+        key = (year, language, combinations, years)
+        found = self.shells.get(key)
         if found is None:
-            found = Histogram(dist["histogram"], top=30 if key in COMBINATIONS else 10)
-            self.charts[(snapshot, scope, key)] = found
+            sbd, province = marker("sbd"), marker("province")
+            title = Markup(f"Điểm thi THPT {year} – SBD {sbd}")
+            found = self.shells[key] = Shell(self.env.get_template("result.html"), self.context(
+                Markup("/tra-cuu/") + sbd, title=title, og_title=title, noindex=True,
+                description=Markup(f"Điểm thi tốt nghiệp THPT năm {year} của số báo danh "
+                                   f"{sbd} ({province})."),
+                sbd=sbd, sbd_value="", year=year, province=province,
+                language=marker("language") if language else None,
+                subjects=[marker("subjects")],
+                combinations=[marker("combinations")] if combinations else []))
         return found
 
     async def pho_diem(self, scope: dict) -> Answer:
@@ -337,35 +368,34 @@ class Pages:
         for name, value in scope["headers"]:
             if name == b"if-none-match" and (value.strip() == b"*" or etag in value):
                 return 304, headers, b""
-        if served.etag_prefix not in self.results:
-            self._new_snapshot(served)
-        pages = self.stats_pages.setdefault(served.etag_prefix, {})
-        body = pages.get(wanted or "")
+        kept = self.rendered.get(served.etag_prefix) or self.keep(served)
+        body = kept.stats_pages.get(wanted or "")
         if body is None:
-            context = await self.pho_diem_context(served, wanted)
+            context = self.pho_diem_context(kept, wanted)
             if context is None:
                 return self.error(404, path, "Không có phổ điểm",
                                   "Không có thí sinh của tỉnh, thành phố này trong dữ liệu.",
                                   headers)
             body = self.render("pho_diem.html", path, **context)
-            pages[wanted or ""] = body
+            kept.stats_pages[wanted or ""] = body
         headers.append((b"content-type", HTML))
         return 200, headers, body
 
-    async def scopes(self, served: Served, year: int) -> list[tuple[str, str]]:
+    def scopes(self, kept: "Rendered") -> list[tuple[str, str]]:
         """The selector's choices: everyone, the nation's published figures, each province."""
-        choices = [("", f"Tất cả thí sinh ({self.where(served)})")]
+        served = kept.served
+        choices = [("", f"Tất cả thí sinh ({kept.where})")]
         if stats_document(served, NATIONAL):
             choices.append((NATIONAL, "Cả nước (số liệu Bộ GD&ĐT)"))
-        for code, name in provinces(year).items():
+        for code, name in provinces(served.envelope.year).items():
             if stats_document(served, code):
                 choices.append((code, name))
         return choices
 
-    async def pho_diem_context(self, served: Served, wanted: str | None) -> dict | None:
-        year = served.envelope.year
-        stats = stats_document(served, wanted)
-        scopes = await self.scopes(served, year)
+    def pho_diem_context(self, kept: "Rendered", wanted: str | None) -> dict | None:
+        year = kept.served.envelope.year
+        stats = stats_document(kept.served, wanted)
+        scopes = self.scopes(kept)
         labels = dict(scopes)
         if wanted is not None and wanted not in labels:
             return None
@@ -384,7 +414,7 @@ class Pages:
                             f"{thousands(d['tens'])}") if "at_most_1" in d else ""
                 items.append({"name": name, "count": thousands(d["count"]), "extremes": extremes,
                               "mean": score(d["mean"]), "median": score(d["median"]),
-                              "chart": self.chart(served.etag_prefix, wanted, key, d).svg(
+                              "chart": kept.chart(wanted, key, d).svg(
                                   f"Phổ điểm {name}: {thousands(d['count'])} thí sinh, "
                                   f"trung bình {score(d['mean'])}, trung vị {score(d['median'])}")})
             if items:
@@ -394,6 +424,67 @@ class Pages:
                 "scopes": scopes, "scope_value": wanted or "", "scope_label": label,
                 "candidates": thousands((stats or {}).get("candidates", 0)),
                 "distributions": groups}
+
+
+class Rendered:
+    """What one served basis renders once and keeps: finished result pages, fragments of
+    them, phổ điểm pages, binned charts. A new basis gets a new one; nothing is shared."""
+
+    FRAGMENTS = 50_000  # subjects (~1.5 KB with the chart) and combination rows (~0.3 KB)
+
+    def __init__(self, served: Served, page_cache_size: int):
+        self.served = served
+        self.pages: LRUCache = LRUCache(maxsize=max(page_cache_size, 1))
+        self.fragments: LRUCache = LRUCache(maxsize=self.FRAGMENTS)
+        self.stats_pages: dict[str, bytes] = {}
+        self.charts: dict[tuple[str | None, str], Histogram] = {}
+        self.national = (stats_document(served, NATIONAL) or {}).get("distributions") or {}
+        self.own = (stats_document(served, None) or {}).get("distributions") or {}
+        present = [name for code, name in provinces(served.envelope.year).items()
+                   if stats_document(served, code)]
+        #: how the whole snapshot is called: 'cả nước', or its one province's name
+        self.where = present[0] if len(present) == 1 else "cả nước"
+
+    def distribution(self, key: str) -> tuple[str | None, dict | None]:
+        """The chart a result page shows for ``key``: the nation's published figures when
+        imported, else the whole snapshot's."""
+        if key in self.national:
+            return NATIONAL, self.national[key]
+        return None, self.own.get(key)
+
+    def chart(self, scope: str | None, key: str, dist: dict) -> Histogram:
+        found = self.charts.get((scope, key))
+        if found is None:
+            found = Histogram(dist["histogram"], top=30 if key in COMBINATIONS else 10)
+            self.charts[(scope, key)] = found
+        return found
+
+
+def _flat(rank: dict | None) -> tuple:
+    """A rank entry as a hashable key: the figures its lines are drawn from."""
+    if not rank:
+        return ()
+    p, n = rank.get("province") or {}, rank.get("nation") or {}
+    return (p.get("higher"), p.get("of"), n.get("higher"), n.get("of"), n.get("source"))
+
+
+def before(last_year: int | None, equivalent: float | None) -> str | None:
+    """'năm 2025 tương đương 23,75 điểm', when last year's equivalent is known."""
+    if equivalent is None or last_year is None:
+        return None
+    return f"năm {last_year} tương đương {score(equivalent)} điểm"
+
+
+def combination_names(code: str) -> str:
+    """'Toán, Ngữ văn, Tiếng Pháp' (D03 names its language)."""
+    combo = COMBINATIONS.get(code)
+    if combo is None:
+        return ""
+    names = ", ".join(subject_name(k) for k in combo.subjects)
+    if combo.language and combo.language != "N1":
+        names = names.replace(subject_name("ngoai_ngu"),
+                              LANGUAGES.get(combo.language, combo.language))
+    return names
 
 
 def stats_document(served: Served, scope: str | None) -> dict | None:
