@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 
 import-sample: setup
 	$(BIN)/diemthi import --data-dir $(DATA) --year 2026 --activate data/sample/*.csv
+	$(BIN)/diemthi import-distribution --data-dir $(DATA) --bundled
 
 run: import-sample
 	$(BIN)/diemthi serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
@@ -33,7 +34,7 @@ sample: setup
 	$(BIN)/python scripts/make_sample.py
 
 clean:
-	rm -rf $(DATA)/snapshots $(DATA)/active $(DATA)/reports reports
+	rm -rf $(DATA)/snapshots $(DATA)/active $(DATA)/reports $(DATA)/national reports
 
 loadtest: setup
 	$(BIN)/python scripts/loadtest.py

@@ -103,6 +103,28 @@ def test_reply_is_short_and_vietnamese():
     assert len(text) < 400
 
 
+def rank(higher: int, of: int, p_higher: int, p_of: int, source: str = "snapshot") -> dict:
+    return {"nation": {"higher": higher, "equal": 1, "of": of, "source": source},
+            "province": {"higher": p_higher, "equal": 1, "of": p_of}}
+
+
+def test_reply_adds_the_best_three_combinations_and_the_nation():
+    doc = {"sbd": "08000123", "year": 2026, "province": {"code": "08", "name": "Tỉnh Tuyên Quang"},
+           "scores": {"toan": 8.0, "ngu_van": 6.5},
+           "combinations": {"A00": 25.0, "A01": 24.0, "C01": 22.0, "D01": 21.0},
+           "ranks": {"toan": rank(51234, 1150321, 1203, 26880, "national"),
+                     "ngu_van": rank(800000, 1150321, 20000, 26880, "national"),
+                     "A00": rank(400, 1000, 120, 800), "A01": rank(10, 1000, 5, 800),
+                     "C01": rank(999, 1000, 799, 800), "D01": rank(100, 1000, 80, 800)}}
+    lines = replies.found(doc).splitlines()
+    assert lines[-4:] == ["A01 24: hạng 6/800 trong tỉnh, top 1,1% cả nước",
+                          "D01 21: hạng 81/800 trong tỉnh, top 10,1% cả nước",
+                          "A00 25: hạng 121/800 trong tỉnh, top 40,1% cả nước",
+                          "So với cả nước: Toán top 4,5%, Ngữ văn top 69,6%"]
+    one_province = {**doc, "ranks": {"A00": rank(3, 800, 3, 800)}, "scores": {}}
+    assert replies.found(one_province).splitlines()[-1] == "A00 25: hạng 4/800 trong tỉnh"
+
+
 def test_scores_are_sent_back(world):
     zalo, serve = world
     with serve() as url, httpx.Client(base_url=url) as c:
