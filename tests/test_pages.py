@@ -245,3 +245,26 @@ def test_pho_diem_page(site):
     etag = r.headers["etag"]
     again = site.get("/pho-diem", params={"province": "79"}, headers={"If-None-Match": etag})
     assert again.status_code == 304
+
+
+def test_the_nations_published_figures(data_dir, tmp_path):
+    """With the ministry's phổ điểm imported, charts and 'top X%' use the nation's figures
+    and phổ điểm offers 'Cả nước' (the bundled 2026 file: 1.192.437 candidates in toán)."""
+    from diemthi import national
+
+    publish(data_dir, tmp_path, ROWS)
+    national.import_bundled(data_dir, 2026)
+    with serve(data_dir) as url:
+        deadline = time.monotonic() + 20
+        while True:  # the watcher picks up the national figures like an activation
+            text = text_of(httpx.get(url + "/tra-cuu/01000001").text)
+            if "1.192.437" in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        # toán 7,75: 186.539 candidates above it nationally, rounded up to a tenth
+        assert "Toán 7,75 hạng 1 / 2 trong tỉnh top 15,7% cả nước" in text
+        assert "Phổ điểm Toán cả nước: 1.192.437 thí sinh" in text
+        r = httpx.get(url + "/pho-diem", params={"province": "national"})
+        assert r.status_code == 200
+        assert '<option value="national" selected>Cả nước (số liệu Bộ GD&amp;ĐT)</option>' in r.text
+        assert "Toán 1.192.437 thí sinh" in text_of(r.text)

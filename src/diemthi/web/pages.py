@@ -422,7 +422,8 @@ class Pages:
         label = labels.get(wanted or "", "")
         return {"title": f"Phổ điểm {year} – {label} – {SITE_NAME}", "year": year,
                 "scopes": scopes, "scope_value": wanted or "", "scope_label": label,
-                "candidates": thousands((stats or {}).get("candidates", 0)),
+                "candidates": thousands(stats["candidates"]) if stats and stats.get("candidates")
+                else None,  # the nation's figures count per subject only
                 "distributions": groups}
 
 
