@@ -268,3 +268,13 @@ def test_the_nations_published_figures(data_dir, tmp_path):
         assert r.status_code == 200
         assert '<option value="national" selected>Cả nước (số liệu Bộ GD&amp;ĐT)</option>' in r.text
         assert "Toán 1.192.437 thí sinh" in text_of(r.text)
+
+
+def test_page_traffic_is_counted_by_route(site):
+    site.get("/tra-cuu/01000001")
+    site.get("/tra-cuu/01999999")
+    site.get("/pho-diem")
+    text = site.get("/metrics").text
+    assert 'diemthi_http_requests_total{route="/tra-cuu/{sbd}",status="200"} 1.0' in text
+    assert 'diemthi_http_requests_total{route="/tra-cuu/{sbd}",status="404"} 1.0' in text
+    assert 'diemthi_http_requests_total{route="/pho-diem",status="200"} 1.0' in text

@@ -75,7 +75,7 @@ class Settings:
     zalo_retries: int = 3
     # web pages (issue 10): absolute links and Open Graph; finished result pages kept
     public_url: str = ""  # e.g. https://diemthi.example.vn (no trailing slash needed)
-    page_cache_size: int = 10_000  # result pages per snapshot, as bytes (~10 KB each)
+    page_cache_size: int = 5_000  # result pages per snapshot, as bytes (~7 KB each)
 
     @property
     def zalo_enabled(self) -> bool:

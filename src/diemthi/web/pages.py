@@ -431,7 +431,7 @@ class Rendered:
     """What one served basis renders once and keeps: finished result pages, fragments of
     them, phổ điểm pages, binned charts. A new basis gets a new one; nothing is shared."""
 
-    FRAGMENTS = 50_000  # subjects (~1.5 KB with the chart) and combination rows (~0.3 KB)
+    FRAGMENTS = 40_000  # subjects (~1.2 KB with the chart) and combination rows (~0.3 KB)
 
     def __init__(self, served: Served, page_cache_size: int):
         self.served = served
