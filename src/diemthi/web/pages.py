@@ -1,13 +1,15 @@
 """The pages: home with the lookup form, the result page, phổ điểm, and their error pages.
 
-Follow one request: ``/tra-cuu/{sbd}`` → :class:`Pages.result` (raw ASGI, as the API's
+Follow one request: ``/tra-cuu/{sbd}`` → :meth:`Pages.result` (raw ASGI, as the API's
 endpoint) → the page LRU of this snapshot (finished HTML bytes) → on a miss, the same
-:meth:`Served.get <diemthi.lookup.Served.get>` the API calls, its JSON parsed and rendered.
-The page shows exactly what the API says, and is cached, ETagged and answered 304 by the
-same rules, so an edge can absorb it as it absorbs the JSON.
+:meth:`Served.get <diemthi.lookup.Served.get>` the API calls, its JSON parsed and put into
+the page (:meth:`Pages.result_page`). The page shows exactly what the API says, and is
+cached, ETagged and answered 304 by the same rules, so an edge can absorb it as it
+absorbs the JSON.
 
 Templates are plain Jinja2 rendered to bytes (not Starlette ``TemplateResponse``), because
-what is cached is the finished body, not a response object.
+what is cached is the finished body, not a response object; the result page's templates
+are rendered once into :class:`~diemthi.web.shell.Shell` s and filled per candidate.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..formats import score, thousands, top_percent
 from ..lookup import Lookup, Served
 from ..reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces
 from ..sbd import is_sbd
+from ..standing import NATIONAL
 from ..settings import Settings
 from .assets import Assets
 from .charts import Histogram
@@ -42,7 +45,6 @@ CSP = (b"default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'
 SECURITY = [(b"content-security-policy", CSP), (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"strict-origin-when-cross-origin")]
 NO_STORE = (b"cache-control", b"no-store")
-NATIONAL = "national"
 Answer = tuple[int, list, bytes]
 
 
