@@ -139,14 +139,13 @@ def main() -> None:
                 for name in ("distinct", "hot2000"):
                     runs[name].append(wrk(ours_port, scripts[name], args.seconds,
                                           args.connections))
+                    page = "page-" + name  # right after the API, under the same load
+                    runs[page].append(wrk(ours_port, scripts[page], args.seconds,
+                                          args.connections))
                     after = ceiling_now()  # bracketed: drift of the machine cancels out
                     ratios[name].append(runs[name][-1]["rps"] / ((before + after) / 2))
+                    page_ratios[page].append(runs[page][-1]["rps"] / runs[name][-1]["rps"])
                     before = after
-                for name in page_ratios:  # the page against the API, same load, same run
-                    runs[name].append(wrk(ours_port, scripts[name], args.seconds,
-                                          args.connections))
-                    api = runs[name.removeprefix("page-")][-1]["rps"]
-                    page_ratios[name].append(runs[name][-1]["rps"] / api)
                 print(f"run {i + 1}: " + ", ".join(
                     f"{k} {runs[k][-1]['rps']:,.0f} req/s ({ratios[k][-1]:.2f})"
                     for k in ratios) + ", " + ", ".join(
