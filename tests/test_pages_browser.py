@@ -252,3 +252,20 @@ def test_screenshots(browser, site, embargoed, tmp_path_factory):
             finally:
                 ctx.close()
             recorder.assert_local()
+
+
+def test_result_page_weighs_under_60_kb_first_visit(browser, site):
+    """Every response a first visit needs (HTML, CSS, icon), bodies as the server sent
+    them (it does not compress), summed: the issue's budget is 60 KB."""
+    ctx = browser.new_context(viewport=PHONE)
+    try:
+        page = ctx.new_page()
+        sizes: dict[str, int] = {}
+        page.on("response", lambda r: sizes.__setitem__(r.url, len(r.body())))
+        page.goto(site + "/tra-cuu/01000001")
+        page.wait_for_load_state("load")
+        page.wait_for_function("() => document.readyState === 'complete'")
+    finally:
+        ctx.close()
+    assert any(url.endswith(".css") for url in sizes), sizes
+    assert sum(sizes.values()) <= 60 * 1024, sizes
