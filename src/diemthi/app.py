@@ -41,7 +41,7 @@ class ScoresEndpoint:
 
     def __init__(self, settings: Settings, lookup: Lookup):
         self.lookup = lookup
-        self.embargo = Embargo(settings.release_at)
+        self.release = Embargo(settings.release_at).release  # the one release rule
         self.cache_control = f"public, max-age={settings.max_age}".encode()
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) \
             if settings.rate_limit > 0 else None
@@ -70,13 +70,12 @@ class ScoresEndpoint:
                 if len(text) != 4 or not text.isdigit() or not text.isascii():
                     return self.error(400, "invalid_year", messages.INVALID_YEAR)
                 year = int(text)
-        left = self.embargo.wait(year)
-        if left:
-            release_at = self.embargo.release_at(year)
-            return self.error(403, "not_published", messages.not_published(release_at),
-                              [(b"retry-after", str(max(1, int(left))).encode()),
+        release = self.release(year)
+        if not release.published():
+            return self.error(403, "not_published", messages.not_published(release.at),
+                              [(b"retry-after", str(max(1, int(release.seconds_left()))).encode()),
                                (b"cache-control", b"no-store")],
-                              release_at=release_at.isoformat())
+                              release_at=release.at.isoformat())
         if year is None:
             year = self.lookup.latest_year
             if year is None:

@@ -1,27 +1,40 @@
-"""The one release decision: may a year's scores be shown yet? Asked by the API and the pages.
+"""The one release decision: may a year's scores be shown yet? Asked by the lookup API, the
+stats API and the pages, so the JSON and the HTML answer 403 at the same moments.
 
-Today one release time covers every year (``DIEMTHI_RELEASE_AT``); per-year times plug in
-here, so both the JSON and the HTML answer 403 at the same moments.
+Today one release time (``DIEMTHI_RELEASE_AT``) covers every year. :class:`Release` has the
+shape of a per-year release (``at``, ``published()``, ``seconds_left()``), so callers do not
+change when release times come per year: only where ``release(year)`` comes from does.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 
-class Embargo:
-    def __init__(self, release_at: datetime | None):
-        self._release_at = release_at
-        self._ts = release_at.timestamp() if release_at else 0.0
+@dataclass(frozen=True)
+class Release:
+    """When ``year`` is published; ``at`` None means it is not under embargo."""
 
-    def release_at(self, year: int | None = None) -> datetime | None:
-        """When ``year``'s scores open (None: no embargo)."""
-        return self._release_at
+    year: int | None
+    at: datetime | None = None
 
-    def wait(self, year: int | None = None) -> float:
-        """Seconds until ``year``'s scores may be shown; 0.0 once they may."""
-        if not self._ts:
+    def published(self, now: float | None = None) -> bool:
+        return self.seconds_left(now) == 0.0
+
+    def seconds_left(self, now: float | None = None) -> float:
+        """How long until it is published; 0.0 once it is."""
+        if self.at is None:
             return 0.0
-        left = self._ts - time.time()
-        return left if left > 0 else 0.0
+        return max(0.0, self.at.timestamp() - (time.time() if now is None else now))
+
+
+class Embargo:
+    """The release of each year from the settings' one release time."""
+
+    def __init__(self, release_at: datetime | None):
+        self.at = release_at
+
+    def release(self, year: int | None = None) -> Release:
+        return Release(year, self.at)

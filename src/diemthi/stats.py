@@ -21,7 +21,7 @@ class StatsEndpoint:
 
     def __init__(self, settings: Settings, lookup: Lookup):
         self.lookup = lookup
-        self.embargo = Embargo(settings.release_at)
+        self.release = Embargo(settings.release_at).release  # the one release rule
         self.cache_control = f"public, max-age={settings.max_age}".encode()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -36,13 +36,12 @@ class StatsEndpoint:
         if len(text) != 4 or not text.isascii() or not text.isdigit():
             return _error(400, "invalid_year", messages.INVALID_YEAR)
         year = int(text)
-        left = self.embargo.wait(year)
-        if left:
-            release_at = self.embargo.release_at(year)
-            return _error(403, "not_published", messages.not_published(release_at),
-                          [(b"retry-after", str(max(1, int(left))).encode()),
+        release = self.release(year)
+        if not release.published():
+            return _error(403, "not_published", messages.not_published(release.at),
+                          [(b"retry-after", str(max(1, int(release.seconds_left()))).encode()),
                            (b"cache-control", b"no-store")],
-                          release_at=release_at.isoformat())  # type: ignore[union-attr]
+                          release_at=release.at.isoformat())  # type: ignore[union-attr]
         served = self.lookup.served.get(year)
         if served is None:
             return _error(404, "year_not_found", messages.year_not_found(year))

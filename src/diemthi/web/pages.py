@@ -106,7 +106,7 @@ class Pages:
 
     def __init__(self, settings: Settings, lookup: Lookup):
         self.lookup = lookup
-        self.embargo = Embargo(settings.release_at)
+        self.release = Embargo(settings.release_at).release  # the API's release rule
         self.cache_control = (b"cache-control", f"public, max-age={settings.max_age}".encode())
         self.page_cache_size = settings.page_cache_size
         self.assets = Assets(HERE / "static")
@@ -156,15 +156,15 @@ class Pages:
                           show_form=True, sbd_value=text[:32])
 
     def gate(self, path: str, year: int | None) -> tuple[Served | None, Answer | None]:
-        """The API's checks, in its order: embargo, a year served, the snapshot."""
-        left = self.embargo.wait(year)
-        if left:
-            release_at = self.embargo.release_at(year)
-            assert release_at is not None
+        """The API's checks, in its order: the release, a year served, the snapshot."""
+        release = self.release(year)
+        if not release.published():
+            assert release.at is not None
             return None, self.error(
-                403, path, "Điểm thi chưa được công bố", messages.not_published(release_at),
-                [(b"retry-after", str(max(1, int(left))).encode()), NO_STORE], tone="wait",
-                release_iso=release_at.isoformat(), release_text=messages.when(release_at))
+                403, path, "Điểm thi chưa được công bố", messages.not_published(release.at),
+                [(b"retry-after", str(max(1, int(release.seconds_left()))).encode()), NO_STORE],
+                tone="wait", release_iso=release.at.isoformat(),
+                release_text=messages.when(release.at))
         if year is None:
             year = self.lookup.latest_year
             if year is None:
@@ -180,12 +180,12 @@ class Pages:
     # -- routes ------------------------------------------------------------------------
 
     async def home(self, scope: dict) -> Answer:
-        release_at = self.embargo.release_at(self.lookup.latest_year)
-        waiting = release_at is not None and self.embargo.wait(self.lookup.latest_year) > 0
+        release = self.release(self.lookup.latest_year)
+        waiting = not release.published() and release.at is not None
         return self.page(200, "home.html", "/", [self.cache_control],
                          title=f"{SITE_NAME} – tra cứu theo số báo danh",
-                         release_iso=release_at.isoformat() if waiting else None,
-                         release_text=messages.when(release_at) if waiting else None)
+                         release_iso=release.at.isoformat() if waiting else None,
+                         release_text=messages.when(release.at) if waiting else None)
 
     async def search(self, scope: dict) -> Answer:
         """``/tra-cuu?sbd=&year=`` (the form) → 303 to the page's one address."""
@@ -418,7 +418,8 @@ class Pages:
                               "mean": score(d["mean"]), "median": score(d["median"]),
                               "chart": kept.chart(wanted, key, d).svg(
                                   f"Phổ điểm {name}: {thousands(d['count'])} thí sinh, "
-                                  f"trung bình {score(d['mean'])}, trung vị {score(d['median'])}")})
+                                  f"trung bình {score(d['mean'])}, "
+                                  f"trung vị {score(d['median'])}")})
             if items:
                 groups.append({"title": title, "entries": items})
         label = labels.get(wanted or "", "")
