@@ -7,17 +7,34 @@ DATA   ?= data
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # Debian packages the tests drive for real (one per line of need; see scripts/system_deps.sh)
-SYSTEM_PACKAGES := chromium fonts-dejavu-core
+SYSTEM_PACKAGES := prometheus systemd chromium fonts-dejavu-core
 
-.PHONY: setup run import-sample test bench loadtest sample clean
+.PHONY: setup run import-sample test bench loadtest sample clean lock wheelhouse miniapp
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The venv holds exactly the locked versions (hashes checked); the project itself is
+# installed editable on top, without resolving anything again.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# Refresh the hashed locks from pyproject.toml (uv resolves; both files are committed).
+lock:
+	test -x $(BIN)/uv || $(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock
+	$(BIN)/uv pip compile -q pyproject.toml --generate-hashes --python-version 3.11 -c requirements-dev.lock -o requirements.lock
+
+# Everything an offline province server needs: the project's wheel and every locked
+# dependency's, installable with `pip install --no-index --find-links dist/wheelhouse diemthi`.
+wheelhouse: setup
+	rm -rf dist/wheelhouse
+	$(BIN)/python -m pip wheel -q --no-deps -w dist/wheelhouse .
+	$(BIN)/python -m pip wheel -q --require-hashes -r requirements.lock -w dist/wheelhouse
+	@ls dist/wheelhouse | wc -l | xargs echo "dist/wheelhouse: wheels:"
 
 import-sample: setup
 	$(BIN)/diemthi import --data-dir $(DATA) --year 2026 --activate data/sample/*.csv
@@ -38,3 +55,12 @@ clean:
 
 loadtest: setup
 	$(BIN)/python scripts/loadtest.py
+
+# The Zalo Mini App (miniapp/): install from the lock, build into miniapp/www (what `zmp deploy`
+# uploads), print its gzipped weight. Configured at build time:
+#   make miniapp DIEMTHI_MINIAPP_API=https://diemthi.example DIEMTHI_MINIAPP_OA_ID=123
+miniapp:
+	cd miniapp && npm ci --no-audit --no-fund
+	cd miniapp && DIEMTHI_MINIAPP_API="$(DIEMTHI_MINIAPP_API)" \
+	  DIEMTHI_MINIAPP_OA_ID="$(DIEMTHI_MINIAPP_OA_ID)" npm run build
+	$(PYTHON) scripts/miniapp_size.py miniapp/www

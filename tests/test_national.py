@@ -7,7 +7,6 @@ import csv
 import time
 from bisect import bisect_right
 from collections import Counter
-from fractions import Fraction
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,8 @@ from diemthi.importer import import_files
 from diemthi.settings import load
 from tests.conftest import CAO_BANG, ROOT, need, write
 from tests.servers import LiveServer
-from tests.test_standing import COMBOS, KEYS, by_key, expected_rank, hundredths, read_candidates
+from tests.test_standing import (KEYS, by_key, expected_equivalent, expected_rank, hundredths,
+                                 read_candidates)
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "national-distributions-2016-2026.csv"
 ODD = "04999999"  # a Cao Bằng SBD with a toan score the nation never got
@@ -42,14 +42,6 @@ def reference(year: int) -> dict[str, Counter]:
 def national_rank(counts: Counter, v: int) -> dict:
     return {"higher": sum(c for s, c in counts.items() if s > v), "equal": counts.get(v, 0),
             "of": sum(counts.values()), "source": "national"}
-
-
-def national_equivalent(counts: Counter, higher: int, of: int) -> float:
-    total = sum(counts.values())
-    for t in sorted(counts):
-        if Fraction(sum(c for s, c in counts.items() if s > t), total) <= Fraction(higher, of):
-            return t / 100
-    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +88,7 @@ def test_ranks_and_equivalents_count_the_nation(province):
             if key in nation25:  # 2025 has no snapshot here: its national distribution
                 args = (key, want["higher"], want["of"])
                 if args not in memo:
-                    memo[args] = national_equivalent(nation25[key], *args[1:])
+                    memo[args] = expected_equivalent(nation25[key], *args[1:])
                 equivalents[key] = memo[args]
         assert doc["previous_year"] == {"year": 2025, "equivalents": equivalents}
     odd = docs[ODD]["ranks"]["toan"]["nation"]

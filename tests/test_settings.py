@@ -37,3 +37,21 @@ def test_release_at_without_zone_is_vietnam_time():
 def test_bad_values_name_the_variable(env):
     with pytest.raises(SettingsError, match=next(iter(env)) + "|cổng"):
         load(environ=env)
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("15m", 900),
+                                          ("48h", 172800), ("7d", 604800), ("1.5h", 5400)])
+def test_durations(text, seconds):
+    from diemthi.settings import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_zalo_windows_from_the_environment():
+    s = load(environ={"DIEMTHI_ZALO_FREE_WINDOW": "30s", "DIEMTHI_ZALO_REPLY_WINDOW": "2m",
+                      "DIEMTHI_ZALO_MAX_SKEW": "1h"})
+    assert (s.zalo_free_window, s.zalo_reply_window, s.zalo_max_skew) == (30, 120, 3600)
+    d = load(environ={})
+    assert (d.zalo_free_window, d.zalo_reply_window, d.zalo_max_skew) == (172800, 604800, 900)
+    with pytest.raises(SettingsError, match="DIEMTHI_ZALO_REPLY_WINDOW"):
+        load(environ={"DIEMTHI_ZALO_REPLY_WINDOW": "7 weeks"})

@@ -22,11 +22,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import messages
+from .cors import ReadOnlyCORS
 from .embargo import Embargo
 from .lookup import Lookup
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import spec
-from .ratelimit import ClientAddress, RateLimiter
+from .ratelimit import ClientAddress, NetworkAllow, RateLimiter
 from .responses import JSON, error_body, error_response
 from .sbd import is_sbd
 from .settings import Settings
@@ -117,6 +118,8 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    if not request.app.state.metrics_allow(request.scope):
+        return error_response(403, "forbidden", messages.FORBIDDEN)
     return Response(request.app.state.metrics.render(),
                     media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -179,12 +182,16 @@ def create_app(settings: Settings) -> Starlette:
 
         chatbot = Chatbot(settings, lookup, metrics)
         routes.append(Route("/zalo/webhook", chatbot.endpoint, methods=["POST"]))
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    if settings.cors_origins:
+        middleware.append(Middleware(ReadOnlyCORS, origins=settings.cors_origins))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.state.settings = settings
     app.state.lookup = lookup
     app.state.metrics = metrics
+    app.state.metrics_allow = NetworkAllow(settings.metrics_networks,
+                                           ClientAddress(settings.trusted_proxies))
     app.state.on_start = []  # async callables returning an async stop callable
     if settings.zalo_enabled:
         app.state.chatbot = chatbot

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 input refused (bad rows, unknown snapshot, SBD not foun
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 import click
 import orjson
 
-from . import importer, national, settings as settings_mod, standing, store
+from . import backup as backup_mod, importer, national, settings as settings_mod, standing, store
+from .files import PRIVATE_UMASK, exposed_secrets
 from .reference import SUBJECTS, provinces
 from .sbd import is_sbd
 
@@ -258,13 +260,21 @@ def import_distribution(data_dir: Path | None, year: int | None, bundled: bool, 
 def serve(data_dir: Path | None, host: str | None, port: int | None, workers: int | None,
           release_at: str | None, access_log: bool | None) -> None:
     """Serve the active snapshots over HTTP (other settings: DIEMTHI_* env, see README)."""
-    import os
-
     import uvicorn
 
     flags = {"data_dir": data_dir, "host": host, "port": port, "workers": workers,
              "release_at": release_at, "access_log": access_log}
     settings = _settings(**flags)
+    for path in exposed_secrets(settings.data_dir):
+        click.secho(f"Cảnh báo: {path} chứa bí mật nhưng người dùng khác đọc được; "
+                    f"chạy: chmod 600 {path}", fg="yellow", err=True)
+    if settings.zalo_enabled:  # a bad answers file stops the start here, with its reason
+        from .chatbot import answers
+
+        try:
+            answers.load(settings.chatbot_answers)
+        except answers.AnswersError as exc:
+            raise click.UsageError(str(exc)) from exc
     common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                   access_log=settings.access_log, proxy_headers=False,
                   timeout_graceful_shutdown=10, log_level="info")
@@ -281,5 +291,90 @@ def serve(data_dir: Path | None, host: str | None, port: int | None, workers: in
                 **common)  # type: ignore[arg-type]
 
 
+@cli.command("backup")
+@data_dir_option
+@click.option("--with-secrets", is_flag=True, help="Also copy the Zalo tokens file.")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def backup_command(data_dir: Path | None, with_secrets: bool, dest: Path) -> None:
+    """Copy the data dir into DEST, consistent while the server runs."""
+    settings = _settings(data_dir=data_dir)
+    try:
+        report = backup_mod.backup(settings.data_dir, dest, with_secrets=with_secrets)
+    except backup_mod.BackupError as exc:
+        refuse(str(exc))
+    click.echo(f"Đã sao lưu {len(report.files)} tệp vào {dest} ({report.linked} liên kết cứng, "
+               f"{report.copied} bản sao, {report.online} CSDL sao lưu trực tuyến); "
+               "đã kiểm tra sha256.")
+    for rel in report.skipped_secrets:
+        click.echo(f"Bỏ qua {rel} (bí mật; thêm --with-secrets để sao lưu).")
+
+
+@cli.command("restore")
+@click.argument("src", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+def restore_command(src: Path, data_dir: Path) -> None:
+    """Restore a backup SRC into a new or empty DATA_DIR (every file checked first)."""
+    try:
+        report = backup_mod.restore(src, data_dir)
+    except backup_mod.BackupError as exc:
+        refuse(str(exc))
+    click.echo(f"Đã khôi phục {len(report.files)} tệp vào {data_dir}.")
+
+
+@cli.group()
+def zalo() -> None:
+    """The Zalo OA chatbot's outbox (for ops on results day)."""
+
+
+@zalo.command("status")
+@data_dir_option
+def zalo_status(data_dir: Path | None) -> None:
+    """Queue, sends by channel and quota, registrations and the release push."""
+    from .chatbot.outbox import read_stats
+
+    settings = _settings(data_dir=data_dir)
+    stats = read_stats(settings.data_dir)
+    if stats is None:
+        refuse(f"chưa có hộp thư chatbot trong {settings.data_dir}")
+        return
+    for line in status_lines(stats):
+        click.echo(line)
+
+
+def status_lines(s: dict[str, Any]) -> list[str]:
+    """``diemthi zalo status`` as lines of a plain table."""
+    rows = [("queue depth (waiting)", s["depth"]),
+            ("oldest waiting, seconds", f"{s['oldest_seconds']:.1f}"),
+            ("sent per second, last minute", f"{s['send_rate']:.2f}"),
+            ("retried (attempts)", s["retried"]),
+            ("registered", s["registered"]), ("pushed", s["pushed"]),
+            ("push waiting", s["push_waiting"])]
+    rows += [(f"sent {channel} / {quota}", n) for (channel, quota), n in sorted(s["sent"].items())]
+    rows += [(f"given up: {reason}", n) for reason, n in sorted(s["given_up"].items())]
+    rows.append(("charged so far", s["charged"]))
+    width = max(len(name) for name, _ in rows)
+    return [f"{name:<{width}}  {value:>10}" for name, value in rows]
+
+
+@cli.command("diff")
+@data_dir_option
+@click.argument("old_id")
+@click.argument("new_id")
+def diff_command(data_dir: Path | None, old_id: str, new_id: str) -> None:
+    """CSV of the scores that changed from OLD_ID to NEW_ID (sbd,subject,old,new)."""
+    from . import diff
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        old, new = (store.get_snapshot(settings.data_dir, i) for i in (old_id, new_id))
+    except store.StoreError as exc:
+        refuse(str(exc))
+        return
+    if old.year != new.year:
+        refuse(f"hai bản chụp khác năm ({old.year}, {new.year})")
+    diff.write_csv(diff.changes(old, new), sys.stdout)
+
+
 def main() -> None:
+    os.umask(PRIVATE_UMASK)  # nothing we create is readable by other local users
     cli()

@@ -34,3 +34,22 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+# Nothing under the data dir is for other local users: scores under embargo, the chatbot's
+# store and the Zalo tokens. Directories 0750, files 0640, secret-holding files 0600.
+PRIVATE_UMASK = 0o027
+SECRET_NAMES = ("zalo-tokens.json", "chatbot.sqlite")
+
+
+def exposed_secrets(data_dir: Path) -> list[Path]:
+    """Secret-holding files under ``data_dir`` that a group or other user can read."""
+    out = []
+    for name in SECRET_NAMES:
+        for path in (data_dir / name, data_dir / f"{name}-wal"):
+            try:
+                if path.stat().st_mode & 0o077:
+                    out.append(path)
+            except FileNotFoundError:
+                continue
+    return out

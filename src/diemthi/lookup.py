@@ -48,6 +48,8 @@ class Served:
         self.standing = built
         self.etag_prefix = f'"{built.tag}-'.encode()
         self.envelope = store.envelope(info, built)
+        self.provinces = frozenset(code for code, count in  # codes with candidates
+                                   (info.manifest.get("provinces") or {}).items() if count)
         self.db = db
         self.cache: LRUCache = LRUCache(maxsize=max(cache_size, 1))
         self.negative: LRUCache = LRUCache(maxsize=max(negative_size, 1))
@@ -77,8 +79,8 @@ class Served:
         return self.etag_prefix + sbd.encode() + b'"'
 
     def stats_document(self, scope: str | None) -> dict | None:
-        """What ``GET /v1/stats/{year}[/{scope}]`` answers, as a dict (do not modify it):
-        scope None (the whole year), a province code, or ``"national"``; None if unknown."""
+        """What ``GET /v1/stats/{year}[/{scope}]`` answers, as a new dict: scope None (the
+        whole year), a province code, or ``"national"``; None if unknown."""
         return self.standing.stats_document(scope)
 
     def stats_body(self, scope: str | None) -> bytes | None:

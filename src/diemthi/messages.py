@@ -21,6 +21,7 @@ METHOD_NOT_ALLOWED = "Phương thức này không được hỗ trợ."
 INTERNAL = "Hệ thống đang bận, vui lòng thử lại sau."
 BAD_REQUEST = "Yêu cầu không hợp lệ."
 TOO_LARGE = "Nội dung gửi lên quá lớn."
+FORBIDDEN = "Không được phép truy cập đường dẫn này từ địa chỉ của bạn."
 
 
 def not_found(sbd: str, year: int) -> str:

@@ -7,6 +7,7 @@ counting costs well under a microsecond per request.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from bisect import bisect_left
 from itertools import accumulate
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                    HistogramMetricFamily)
+
+from . import store
 
 if TYPE_CHECKING:
     from .lookup import Lookup
@@ -54,6 +57,10 @@ class Metrics:
     def counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         """A counter in this app's registry (other modules, e.g. the chatbot, add theirs)."""
         return Counter(name, doc, list(labels), registry=self.registry)
+
+    def register(self, collector: Any) -> None:
+        """A collector read when scraped (e.g. the chatbot's figures from its store)."""
+        self.registry.register(collector)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         key = (route, status)
@@ -117,10 +124,40 @@ class _LookupCollector:
             rows.add_metric([str(year)], served.rows)
         yield info
         yield rows
+        yield from _data_dir_gauges(self.lookup)
         pid = GaugeMetricFamily("diemthi_worker_pid", "This worker's process id "
                                 "(each uvicorn worker keeps its own figures)")
         pid.add_metric([], os.getpid())
         yield pid
+
+
+def _data_dir_gauges(lookup: "Lookup") -> Any:
+    """Disk room under the data dir, and years whose served snapshot is not the active one
+    (an activation the server has not picked up: alerts watch both)."""
+    try:
+        usage = shutil.disk_usage(lookup.data_dir)
+    except OSError:
+        usage = None
+    if usage is not None:
+        for name, doc, value in (
+                ("diemthi_data_dir_free_bytes", "Free bytes on the data dir's file system",
+                 usage.free),
+                ("diemthi_data_dir_size_bytes", "Size of the data dir's file system",
+                 usage.total)):
+            gauge = GaugeMetricFamily(name, doc)
+            gauge.add_metric([], value)
+            yield gauge
+    try:
+        active = store.active_ids(lookup.data_dir)
+    except (OSError, ValueError):
+        active = {}
+    behind = GaugeMetricFamily("diemthi_snapshot_behind_active", "1 when the snapshot served "
+                               "for a year is not the one its pointer names", labels=["year"])
+    for year, snapshot_id in sorted(active.items()):
+        served = lookup.served.get(year)
+        behind.add_metric([str(year)], 0 if served is not None and served.id == snapshot_id
+                          else 1)
+    yield behind
 
 
 class MetricsMiddleware:

@@ -42,6 +42,22 @@ class ClientAddress:
         return hops[0] if hops else peer
 
 
+class NetworkAllow:
+    """Whether a client (as :class:`ClientAddress` sees it) is inside the allowed networks:
+    the gate of operator routes such as ``/metrics``."""
+
+    def __init__(self, allowed: Sequence[Network], client: ClientAddress):
+        self.allowed = tuple(allowed)
+        self.client = client
+
+    def __call__(self, scope: dict) -> bool:
+        try:
+            ip = ipaddress.ip_address(self.client(scope))
+        except ValueError:
+            return False
+        return any(ip in net for net in self.allowed)
+
+
 class RateLimiter:
     """A token bucket per client: ``rate`` requests a second, bursts up to ``burst``."""
 

@@ -39,6 +39,34 @@ def parse_release_at(text: str | None) -> datetime | None:
     return moment
 
 
+def _origins(text: str) -> tuple[str, ...]:
+    """``https://h5.zdn.vn,zbrowser://h5.zdn.vn``: scheme://host[:port], no path, no slash."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        scheme, sep, rest = part.partition("://")
+        if not sep or not scheme or not rest or "/" in rest or part != part.lower():
+            raise ValueError(f"not an origin (scheme://host[:port], lower case): {part!r}")
+        out.append(part)
+    return tuple(out)
+
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``48h`` or ``7d`` (the one duration parser)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    raw = text.strip().lower()
+    unit = raw[-1:] if raw[-1:] in _UNITS and not raw[-1:].isdigit() else ""
+    number = float(raw[:-1] if unit else raw)
+    if number < 0:
+        raise ValueError(f"negative duration: {text!r}")
+    return number * _UNITS[unit]
+
+
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False)
                  for part in text.split(",") if part.strip())
@@ -61,6 +89,9 @@ class Settings:
     rate_burst: int = 20
     trusted_proxies: tuple = ()  # networks whose X-Forwarded-For we believe
     access_log: bool = False
+    # CORS for the read-only routes (/v1/scores, /v1/stats); off unless origins are listed,
+    # e.g. the origins Zalo serves Mini Apps from: https://h5.zdn.vn,zbrowser://h5.zdn.vn
+    cors_origins: tuple = ()
     # Zalo OA chatbot; off unless app id and OA secret key are set
     zalo_app_id: str = ""
     zalo_oa_secret_key: str = ""
@@ -69,13 +100,29 @@ class Settings:
     zalo_app_secret: str = ""
     zalo_api_base: str = "https://openapi.zalo.me"
     zalo_oauth_base: str = "https://oauth.zaloapp.com"
-    zalo_queue_size: int = 10_000  # replies waiting to be sent; beyond, they are dropped
     zalo_concurrency: int = 32  # replies in flight at once
     zalo_timeout: float = 10.0
-    zalo_retries: int = 3
-    # web pages (issue 10): absolute links and Open Graph; finished result pages kept
-    public_url: str = ""  # e.g. https://diemthi.example.vn (no trailing slash needed)
-    page_cache_size: int = 5_000  # result pages per snapshot, as bytes (~7 KB each)
+    # province server: who may read /metrics (the app checks it as the edge does)
+    metrics_allow: tuple = ()  # networks; empty = loopback only (see metrics_networks)
+    # Zalo durable outbox, release push and message channels (#8, #14)
+    zalo_send_rate: float = 50.0  # messages/s for the whole deployment (the OA's quota rules)
+    zalo_free_window: float = 48 * 3600  # in-thread replies are free this long after a message
+    zalo_reply_window: float = 7 * 86400  # cs by user_id allowed this long; older queue expires
+    zalo_max_skew: float = 15 * 60  # signed events further than this from now are replays
+    zalo_notify_changes: bool = False  # message registered users whose scores changed
+    zalo_transaction: bool = False  # ZBS "Tin Giao dịch" template past the reply window
+    public_url: str = ""  # replies link <PUBLIC_URL>/tra-cuu/<SBD> when set; pages' og:url
+    # chatbot understanding (issue 18): the Sở's answers file, where other provinces look,
+    # SBDs answered per message
+    chatbot_answers: Path | None = None
+    chatbot_other_provinces_url: str = ""
+    chatbot_max_sbds: int = 3
+    # web pages (issue 10): finished result pages kept per snapshot, as bytes (~7 KB each)
+    page_cache_size: int = 5_000
+
+    @property
+    def metrics_networks(self) -> tuple:
+        return self.metrics_allow or _networks("127.0.0.0/8,::1/128")
 
     @property
     def zalo_enabled(self) -> bool:
@@ -86,9 +133,13 @@ _CASTS = {
     "data_dir": Path, "port": int, "workers": int, "cache_size": int,
     "negative_cache_size": int, "batch_size": int, "max_age": int, "reload_interval": float,
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
-    "trusted_proxies": _networks, "access_log": _bool, "zalo_queue_size": int,
-    "zalo_concurrency": int, "zalo_timeout": float, "zalo_retries": int,
-    "page_cache_size": int,
+    "trusted_proxies": _networks, "metrics_allow": _networks, "access_log": _bool,
+    "cors_origins": _origins,
+    "zalo_concurrency": int, "zalo_timeout": float,
+    "zalo_send_rate": float, "zalo_free_window": parse_duration,
+    "zalo_reply_window": parse_duration, "zalo_max_skew": parse_duration,
+    "zalo_notify_changes": _bool, "zalo_transaction": _bool,
+    "chatbot_answers": Path, "chatbot_max_sbds": int, "page_cache_size": int,
 }
 
 
@@ -115,11 +166,14 @@ def load(overrides: Mapping[str, Any] | None = None,
 
 
 def _check(s: Settings) -> None:
-    for name in ("cache_size", "negative_cache_size", "page_cache_size", "batch_size", "workers", "rate_burst",
-                 "zalo_queue_size", "zalo_concurrency"):
+    for name in ("cache_size", "negative_cache_size", "page_cache_size", "batch_size",
+                 "workers", "rate_burst",
+                 "zalo_concurrency", "chatbot_max_sbds"):
         if getattr(s, name) < (0 if "cache" in name else 1):
             raise SettingsError(f"{PREFIX}{name.upper()}: phải là số dương")
     if not 0 < s.port < 65536:
         raise SettingsError(f"cổng {s.port} không hợp lệ")
+    if s.zalo_send_rate <= 0:
+        raise SettingsError(f"{PREFIX}ZALO_SEND_RATE: phải là số dương")
     if s.reload_interval <= 0 or s.rate_limit < 0 or s.max_age < 0:
         raise SettingsError("reload_interval, rate_limit, max_age không được âm")

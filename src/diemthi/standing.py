@@ -196,19 +196,20 @@ class Standing:
                 self.equivalents[key] = {
                     _number(v): b'"' + key.encode() + b'":' + orjson.dumps(_number(t))
                     for v, t in equivalents(last, ranks).items()}
-        self.documents: dict[str | None, dict[str, Any]] = {}
-        self.documents[None] = self._document(None, whole, sum(candidates.values()))
+        # the documents are kept as bytes only: as dicts they would weigh ten times more
+        self.bodies: dict[str | None, bytes] = {
+            None: orjson.dumps(self._document(None, whole, sum(candidates.values())))}
         by_province: dict[str, dict[str, Counts]] = {}
         for key, parts in own.items():
             for province, counts in parts.items():
                 by_province.setdefault(province, {})[key] = counts
         for province, counts in sorted(by_province.items()):
-            self.documents[province] = self._document(
+            self.bodies[province] = orjson.dumps(self._document(
                 {"code": province, "name": names.get(province, "?")}, counts,
-                candidates.get(province, 0))
+                candidates.get(province, 0)))
         if this_national:
-            self.documents[NATIONAL] = self._document(None, this_national, None, NATIONAL)
-        self.bodies = {scope: orjson.dumps(doc) for scope, doc in self.documents.items()}
+            self.bodies[NATIONAL] = orjson.dumps(
+                self._document(None, this_national, None, NATIONAL))
 
     def _document(self, province: dict | None, counts: dict[str, Counts],
                   candidates: int | None, source: str = "snapshot") -> dict[str, Any]:
@@ -231,9 +232,10 @@ class Standing:
         return out
 
     def stats_document(self, scope: str | None) -> dict[str, Any] | None:
-        """The document of ``GET /v1/stats/{year}[/{scope}]``: scope None (the whole
-        snapshot), a province code, or ``"national"``; None when there is none."""
-        return self.documents.get(scope)
+        """The document of ``GET /v1/stats/{year}[/{scope}]``, a new dict each call: scope
+        None (the whole snapshot), a province code, or ``"national"``; None when none."""
+        body = self.bodies.get(scope)
+        return None if body is None else orjson.loads(body)
 
     def stats_body(self, scope: str | None) -> bytes | None:
         return self.bodies.get(scope)

@@ -74,6 +74,7 @@ class SnapshotWriter:
         snapshots_dir(data_dir).mkdir(parents=True, exist_ok=True)
         self.partial = snapshots_dir(data_dir) / f".{snapshot_id}.partial"
         self.partial.unlink(missing_ok=True)
+        os.close(os.open(self.partial, os.O_CREAT | os.O_WRONLY, 0o640))  # not world-readable
         self.db = sqlite3.connect(self.partial, isolation_level=None)
         # The file is private until renamed: no sync is needed to stay consistent. The
         # in-memory journal costs next to nothing on a growing file and lets a duplicate

@@ -1,9 +1,12 @@
-"""Talking to Zalo's OA API: tokens that refresh themselves, and a bounded outbox.
+"""Talking to Zalo's OA API: tokens that refresh themselves, sends that say what they cost.
 
-Replies never block the webhook: they wait in a bounded queue that a fixed number of
-workers drain; a full queue drops (and counts) instead of growing without bound. Sends
-are retried with backoff on network errors and 5xx; an expired access token (error
--216) is refreshed once for everyone waiting and the send is repeated.
+A send goes to ``/v3.0/oa/message/cs`` (in-thread by ``recipient.message_id`` or by
+``recipient.user_id``) or ``/v3.0/oa/message/transaction`` (a ZBS template). Zalo's
+answer names the quota that paid for it (``data.quota.quota_type``); none means
+charged. Error answers are sorted into what retrying may fix (:class:`Retryable`:
+network, 5xx, rate limiting) and what it never will (:class:`ZaloError` with a
+reason). An expired access token (-216) is refreshed once for everyone waiting and the
+send repeated.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Awaitable, Callable
@@ -25,16 +27,59 @@ from ..settings import Settings
 log = logging.getLogger("diemthi.zalo")
 
 TOKEN_EXPIRED = -216
-SEND_PATH = "/v3.0/oa/message/cs"
+PATHS = {"reply": "/v3.0/oa/message/cs", "cs": "/v3.0/oa/message/cs",
+         "transaction": "/v3.0/oa/message/transaction"}
 REFRESH_PATH = "/v4/oa/access_token"
+CHARGED = "charged"  # the quota label when Zalo's answer names none
+
+# Zalo's error codes (developers.zalo.me, "Mã lỗi" of the OA API), by what they mean for
+# a message: the reason it is given up with, or None for "try again later".
+RATE_LIMITED = -32  # "Your application reached limit call api"
+REASONS: dict[int, str | None] = {
+    RATE_LIMITED: None,
+    -201: "invalid",  # a parameter is invalid (e.g. a message_id Zalo no longer answers)
+    -210: "invalid",  # a parameter exceeds its limit
+    -233: "invalid",  # message type invalid or not supported
+    -211: "quota",  # out of quota
+    -218: "quota",  # out of quota for this user
+    -321: "quota",  # the Zalo Cloud Account has no money left
+    -213: "window",  # user has not followed the OA / cannot be messaged by user_id
+    -230: "window",  # user has not interacted with the OA in the past 7 days
+    -232: "window",  # user has not interacted, or the interaction expired
+    -227: "blocked",  # user banned or inactive for more than 45 days
+    -244: "blocked",  # user blocked / restricted this type of message from the OA
+    -212: "not_allowed",  # the app has not registered this API
+    -221: "not_allowed",  # the OA must be verified for this feature
+    -223: "not_allowed",  # the OA has not granted this API (e.g. transaction messages)
+    -224: "not_allowed",  # the OA's tier package does not include it
+    -235: "not_allowed",  # the API does not support this type of OA
+}
 
 
 class ZaloError(Exception):
     """Zalo answered with an error code; retrying the same request will not help."""
 
+    def __init__(self, message: str, code: int = 0, reason: str = "error"):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
 
 class Retryable(Exception):
-    """A network error or a 5xx: worth another try after a pause."""
+    """A network error, a 5xx or rate limiting: worth another try after a pause."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    message_id: str
+    quota: str  # reply | sub_quota | purchase_quota | reward_quota | welcome_msg | charged
+
+
+def message_body(channel: str, text: str, template: dict | None) -> dict:
+    """The ``message`` of a send: a text, or for the transaction channel the template."""
+    if channel == "transaction" and template is not None:
+        return {"attachment": {"type": "template", "payload": template}}
+    return {"text": text}
 
 
 @dataclass
@@ -95,21 +140,33 @@ class ZaloClient:
         self.on_refresh = on_refresh
         self._refreshing = asyncio.Lock()
 
-    async def send_text(self, user_id: str, text: str) -> None:
-        """One customer-service text message; raises Retryable or ZaloError."""
+    async def send(self, channel: str, recipient: dict[str, str], message: dict) -> Sent:
+        """One message by ``channel``; raises Retryable or ZaloError."""
+        body = orjson.dumps({"recipient": recipient, "message": message})
+        url = self.settings.zalo_api_base + PATHS[channel]
         token = self.tokens.access
-        answer = await self._post_message(token, user_id, text)
+        answer = await self._post(url, token, body)
         if answer.get("error") == TOKEN_EXPIRED:
             await self.refresh(token)
-            answer = await self._post_message(self.tokens.access, user_id, text)
-        if answer.get("error", 0) != 0:
-            raise ZaloError(f"{answer.get('error')}: {answer.get('message')}")
+            answer = await self._post(url, self.tokens.access, body)
+        code = answer.get("error", 0)
+        if code != 0:
+            text = f"{code}: {answer.get('message')}"
+            if code in REASONS and REASONS[code] is None:
+                raise Retryable(text)
+            raise ZaloError(text, code, REASONS.get(code) or "error")
+        data = answer.get("data") or {}
+        quota = (data.get("quota") or {}).get("quota_type") or CHARGED
+        return Sent(str(data.get("message_id", "")), str(quota))
 
-    async def _post_message(self, token: str, user_id: str, text: str) -> dict:
-        body = {"recipient": {"user_id": user_id}, "message": {"text": text}}
-        return await self._call(self.settings.zalo_api_base + SEND_PATH,
-                                headers={"access_token": token, "content-type": "application/json"},
-                                content=orjson.dumps(body))
+    async def send_text(self, user_id: str, text: str) -> Sent:
+        """A consultation text by user_id (kept for callers outside the outbox)."""
+        return await self.send("cs", {"user_id": user_id}, {"text": text})
+
+    async def _post(self, url: str, token: str, body: bytes) -> dict:
+        return await self._call(url, headers={"access_token": token,
+                                              "content-type": "application/json"},
+                                content=body)
 
     async def refresh(self, stale: str) -> None:
         """Refresh once, however many sends (and worker processes) saw the token expire.
@@ -153,67 +210,3 @@ class ZaloClient:
             return response.json()
         except ValueError as exc:
             raise ZaloError(f"HTTP {response.status_code}: not JSON") from exc
-
-
-@dataclass(frozen=True)
-class Job:
-    user_id: str
-    text: str
-
-
-class Outbox:
-    """A bounded queue of incoming messages to answer, drained by a few workers."""
-
-    def __init__(self, handle: Callable[[Job], Awaitable[None]], size: int, concurrency: int,
-                 on_drop: Callable[[], None]):
-        self.handle = handle
-        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=size)
-        self.concurrency = concurrency
-        self.on_drop = on_drop
-        self.workers: list[asyncio.Task] = []
-
-    def offer(self, job: Job) -> bool:
-        try:
-            self.queue.put_nowait(job)
-            return True
-        except asyncio.QueueFull:
-            self.on_drop()
-            return False
-
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.workers = [loop.create_task(self._work()) for _ in range(self.concurrency)]
-
-    async def stop(self, drain_seconds: float = 5.0) -> None:
-        """Give queued replies a moment to go out, then stop the workers."""
-        try:
-            await asyncio.wait_for(self.queue.join(), drain_seconds)
-        except asyncio.TimeoutError:
-            log.warning("%d replies still queued at shutdown", self.queue.qsize())
-        for task in self.workers:
-            task.cancel()
-        await asyncio.gather(*self.workers, return_exceptions=True)
-
-    async def _work(self) -> None:
-        while True:
-            job = await self.queue.get()
-            try:
-                await self.handle(job)
-            except Exception:  # noqa: BLE001 - one bad job must not stop a worker
-                log.exception("answering a Zalo message failed")
-            finally:
-                self.queue.task_done()
-
-
-async def with_retries(send: Callable[[], Awaitable[None]], retries: int,
-                       on_retry: Callable[[], None], base_delay: float = 0.2) -> None:
-    """Try, then retry on Retryable with exponential backoff and jitter."""
-    for attempt in range(retries + 1):
-        try:
-            await send()
-            return
-        except Retryable:
-            if attempt == retries:
-                raise
-            on_retry()
-            await asyncio.sleep(base_delay * 2 ** attempt * (0.5 + random.random()))
