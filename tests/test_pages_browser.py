@@ -260,11 +260,11 @@ def test_result_page_weighs_under_60_kb_first_visit(browser, site):
     ctx = browser.new_context(viewport=PHONE)
     try:
         page = ctx.new_page()
-        sizes: dict[str, int] = {}
-        page.on("response", lambda r: sizes.__setitem__(r.url, len(r.body())))
+        responses: list = []
+        page.on("response", lambda r: responses.append(r))
         page.goto(site + "/tra-cuu/01000001")
-        page.wait_for_load_state("load")
         page.wait_for_function("() => document.readyState === 'complete'")
+        sizes = {r.url: len(r.body()) for r in responses}
     finally:
         ctx.close()
     assert any(url.endswith(".css") for url in sizes), sizes
