@@ -120,19 +120,35 @@ def test_result_page_shows_what_the_api_says(site):
 
 
 def test_result_page_caching_follows_the_api(site):
-    r = site.get("/tra-cuu/01000001")
+    plain = {"Accept-Encoding": "identity"}
+    r = site.get("/tra-cuu/01000001", headers=plain)
     api = site.get("/v1/scores/01000001")
     assert r.headers["cache-control"] == api.headers["cache-control"] == "public, max-age=300"
+    assert r.headers["vary"] == "accept-encoding"
     etag = r.headers["etag"]
     same_snapshot = api.headers["etag"][:-1].rsplit("-", 1)[0]
     assert etag.startswith(same_snapshot) and etag != api.headers["etag"]
-    assert site.get("/tra-cuu/01000001").content == r.content  # the cached bytes
+    assert site.get("/tra-cuu/01000001", headers=plain).content == r.content  # cached bytes
     again = site.get("/tra-cuu/01000001", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
     assert site.get("/tra-cuu/01000001", headers={"If-None-Match": '"x"'}).status_code == 200
-    head = site.head("/tra-cuu/01000001")
+    head = site.head("/tra-cuu/01000001", headers=plain)
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["content-length"]) == len(r.content)
+
+
+def test_a_page_asked_again_is_sent_gzipped(site):
+    first = site.get("/tra-cuu/01000002", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in first.headers  # as rendered: compressing costs as much
+    second = site.get("/tra-cuu/01000002", headers={"Accept-Encoding": "gzip, br"})
+    assert second.headers["content-encoding"] == "gzip"
+    assert int(second.headers["content-length"]) < len(first.content) / 2
+    assert second.content == first.content  # httpx decoded it: the same page
+    assert second.headers["etag"] == first.headers["etag"][:-1] + '.gz"'
+    gone = site.get("/tra-cuu/01000002", headers={"If-None-Match": second.headers["etag"]})
+    assert gone.status_code == 304
+    plain = site.get("/tra-cuu/01000002", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == first.content
 
 
 @pytest.mark.parametrize("path,status,says", [

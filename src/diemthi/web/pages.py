@@ -14,6 +14,7 @@ are rendered once into :class:`~diemthi.web.shell.Shell` s and filled per candid
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, quote
@@ -45,6 +46,7 @@ CSP = (b"default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'
 SECURITY = [(b"content-security-policy", CSP), (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"strict-origin-when-cross-origin")]
 NO_STORE = (b"cache-control", b"no-store")
+VARY = (b"vary", b"accept-encoding")
 Answer = tuple[int, list, bytes]
 
 
@@ -216,24 +218,37 @@ class Pages:
         if refused:
             return refused
         assert served is not None
-        etag = served.etag_prefix + sbd.encode() + b'.html"'
-        headers = [(b"etag", etag), self.cache_control]
+        condition, gzip_ok = None, False
         for name, value in scope["headers"]:
-            if name == b"if-none-match" and (value.strip() == b"*" or etag in value):
-                return 304, headers, b""
+            if name == b"if-none-match":
+                condition = value
+            elif name == b"accept-encoding" and b"gzip" in value:
+                gzip_ok = True
+        tag = served.etag_prefix + sbd.encode() + b".html"  # + '"' plain, '.gz"' gzipped
+        headers = [(b"etag", tag + b'"'), self.cache_control, VARY]
+        if condition is not None and (condition.strip() == b"*" or tag in condition):
+            return 304, headers, b""  # either representation is still good
         kept = self.rendered.get(served.etag_prefix) or self.keep(served)
-        body = kept.pages.get(sbd)
-        if body is None:
+        page = kept.pages.get(sbd)
+        if page is None:
             found = await served.get(sbd)
             if found is None:
                 return self.error(404, path, "Không tìm thấy số báo danh",
                                   messages.not_found(sbd, served.envelope.year),
                                   headers, show_form=True, sbd_value=sbd)
-            body = self.result_page(kept, found)
+            page = Page(self.result_page(kept, found))
             if self.page_cache_size:
-                kept.pages[sbd] = body
+                kept.pages[sbd] = page
+        elif gzip_ok:
+            # A page asked for again is compressed once and sent compressed from then on;
+            # the first answer is sent as rendered (compressing costs about as much).
+            if page.gz is None:
+                page.gz = gzip.compress(page.raw, 6, mtime=0)
+            headers[0] = (b"etag", tag + b'.gz"')
+            headers += [(b"content-type", HTML), (b"content-encoding", b"gzip")]
+            return 200, headers, page.gz
         headers.append((b"content-type", HTML))
-        return 200, headers, body
+        return 200, headers, page.raw
 
     def keep(self, served: Served) -> "Rendered":
         """The caches of a served basis seen for the first time; drop those of bases no
@@ -428,6 +443,16 @@ class Pages:
                 "candidates": thousands(stats["candidates"]) if stats and stats.get("candidates")
                 else None,  # the nation's figures count per subject only
                 "distributions": groups}
+
+
+class Page:
+    """A finished result page, and once it was asked for again, the same gzipped."""
+
+    __slots__ = ("raw", "gz")
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        self.gz: bytes | None = None
 
 
 class Rendered:
