@@ -167,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/v1/scores/{sbd}", ScoresEndpoint(settings, lookup), methods=["GET", "HEAD"]),
+        *Pages(settings, lookup).routes(),  # HTML pages (issue 10); early: routes match in order
         Route("/v1/stats/{year}", stats := StatsEndpoint(settings, lookup),
               methods=["GET", "HEAD"]),
         Route("/v1/stats/{year}/{scope}", stats, methods=["GET", "HEAD"]),
@@ -176,7 +177,6 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", lambda request: Response(openapi, media_type="application/json"),
               methods=["GET"]),
     ]
-    routes.extend(Pages(settings, lookup).routes())  # HTML pages (issue 10)
     if settings.zalo_enabled:
         from .chatbot.webhook import Chatbot
 

@@ -122,9 +122,9 @@ class Pages:
 
     def routes(self) -> list[BaseRoute]:
         return [
+            Route("/tra-cuu/{sbd}", Endpoint(self.result), methods=["GET", "HEAD"]),  # the hot one
             Route("/", Endpoint(self.home), methods=["GET", "HEAD"]),
             Route("/tra-cuu", Endpoint(self.search), methods=["GET", "HEAD"]),
-            Route("/tra-cuu/{sbd}", Endpoint(self.result), methods=["GET", "HEAD"]),
             Route("/pho-diem", Endpoint(self.pho_diem), methods=["GET", "HEAD"]),
             Route("/static/{name}", self.assets, methods=["GET", "HEAD"]),
         ]
