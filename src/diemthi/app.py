@@ -32,6 +32,7 @@ from .responses import JSON, error_body, error_response, etag_matches
 from .sbd import is_sbd
 from .settings import Settings
 from .stats import StatsEndpoint
+from .web.pages import Pages
 
 SWITCH_INTERVAL = 0.001  # seconds; see lifespan
 YEARS = (2000, 2100)  # the exam years ?year= may name
@@ -171,6 +172,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/v1/scores/{sbd}", ScoresEndpoint(settings, lookup), methods=["GET", "HEAD"]),
+        *Pages(settings, lookup).routes(),  # HTML pages (issue 10); early: routes match in order
         Route("/v1/stats/{year}", stats := StatsEndpoint(settings, lookup),
               methods=["GET", "HEAD"]),
         Route("/v1/stats/{year}/{scope}", stats, methods=["GET", "HEAD"]),

@@ -47,6 +47,12 @@ def route_of(path: str) -> str:
         return "/v1/stats/{year}" if path.count("/") == 3 else "/v1/stats/{year}/{scope}"
     if path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/zalo/webhook"):
         return path
+    if path.startswith("/tra-cuu/"):  # the pages (issue 10)
+        return "/tra-cuu/{sbd}"
+    if path in ("/", "/tra-cuu", "/pho-diem"):
+        return path
+    if path.startswith("/static/"):
+        return "/static/{name}"
     return "other"
 
 

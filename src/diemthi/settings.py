@@ -115,12 +115,14 @@ class Settings:
     zalo_max_skew: float = 15 * 60  # signed events further than this from now are replays
     zalo_notify_changes: bool = False  # message registered users whose scores changed
     zalo_transaction: bool = False  # ZBS "Tin Giao dịch" template past the reply window
-    public_url: str = ""  # replies link <PUBLIC_URL>/tra-cuu/<SBD> when set
+    public_url: str = ""  # replies link <PUBLIC_URL>/tra-cuu/<SBD> when set; pages' og:url
     # chatbot understanding (issue 18): the Sở's answers file, where other provinces look,
     # SBDs answered per message
     chatbot_answers: Path | None = None
     chatbot_other_provinces_url: str = ""
     chatbot_max_sbds: int = 3
+    # web pages (issue 10): finished result pages kept per snapshot, as bytes (~7 KB each)
+    page_cache_size: int = 5_000
     # Hardening (#12): the exam year answered without ?year=, and the limits that let a
     # worker face the internet without a proxy in front (see server.py)
     year: int | None = None  # default: the latest year with an active pointer
@@ -160,7 +162,7 @@ _CASTS = {
     "zalo_send_rate": float, "zalo_free_window": parse_duration,
     "zalo_reply_window": parse_duration, "zalo_max_skew": parse_duration,
     "zalo_notify_changes": _bool, "zalo_transaction": _bool,
-    "chatbot_answers": Path, "chatbot_max_sbds": int,
+    "chatbot_answers": Path, "chatbot_max_sbds": int, "page_cache_size": int,
     "year": int, "max_header_bytes": int, "header_timeout": parse_duration,
     "max_connections": int,
     "metrics_dir": Path,
@@ -190,7 +192,7 @@ def load(overrides: Mapping[str, Any] | None = None,
 
 
 def _check(s: Settings) -> None:
-    for name in ("cache_size", "negative_cache_size", "batch_size", "workers", "rate_burst",
+    for name in ("cache_size", "negative_cache_size", "page_cache_size", "batch_size", "workers", "rate_burst",
                  "zalo_concurrency", "chatbot_max_sbds", "max_header_bytes", "max_connections"):
         if getattr(s, name) < (0 if "cache" in name else 1):
             raise SettingsError(f"{PREFIX}{name.upper()}: phải là số dương")

@@ -7,12 +7,14 @@ the events that carry no text (a photo, a voice message, a follow).
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Callable, Collection, Mapping
 
 from cachetools import TTLCache
 
+from ..formats import score as number
+from ..formats import thousands as count
+from ..formats import top_percent
 from ..messages import NOT_READY, when
 from ..reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces
 from ..sbd import province_code
@@ -56,24 +58,6 @@ MEDIA = ("Mình chưa đọc được ảnh, ghi âm, video hay tệp. Bạn gõ
 MEDIA_EVENTS = frozenset({"user_send_image", "user_send_audio", "user_send_video",
                           "user_send_file"})
 ABSENT = "không có điểm (không dự thi)"
-
-
-def number(value: float) -> str:
-    """7.75 -> '7,75'; 9.0 -> '9' (Vietnamese decimal comma)."""
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return text.replace(".", ",")
-
-
-def count(n: int) -> str:
-    """1204 -> '1.204' (Vietnamese thousands separator)."""
-    return f"{n:,}".replace(",", ".")
-
-
-def top_percent(rank: dict) -> str:
-    """'top 4,5%': the share of candidates at the candidate's place or above, rounded up
-    to a tenth so that nobody reads 'top 0%'."""
-    share = math.ceil((rank["higher"] + 1) * 1000 / rank["of"]) / 10
-    return f"top {number(share)}%"
 
 
 RANKED_COMBINATIONS = 3  # lines in the found-reply, best share above first
