@@ -52,6 +52,10 @@ class ZaloStandIn:
     accept_rate: float | None = None  # sends per second Zalo takes; beyond: -32
     accept_burst: float | None = None  # sends taken at once (default: a second's worth)
     lenient: bool = True
+    token_lifetime: float | None = None  # access tokens older than this answer -216
+    refuse_refresh: bool = False  # the refresh token is spent or revoked
+    oa_name: str = "Sở GD&ĐT (thử nghiệm)"
+    issued: dict[str, float] = field(default_factory=dict)  # access token -> first seen
     sent: list[dict] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)  # {"code", "body"}
     attempted: list[dict] = field(default_factory=list)  # every send's recipient, in order
@@ -66,7 +70,8 @@ class ZaloStandIn:
         return Starlette(routes=[
             Route("/v3.0/oa/message/cs", self.cs, methods=["POST"]),
             Route("/v3.0/oa/message/transaction", self.transaction, methods=["POST"]),
-            Route("/v4/oa/access_token", self.refresh, methods=["POST"])])
+            Route("/v4/oa/access_token", self.refresh, methods=["POST"]),
+            Route("/v2.0/oa/getoa", self.getoa, methods=["GET"])])
 
     def user_wrote(self, user_id: str, msg_id: str, at: float | None = None) -> None:
         """What Zalo knows when a user sends the OA a message."""
@@ -95,7 +100,7 @@ class ZaloStandIn:
             self.fail_next -= 1
             return None, Response(b"upstream down", 503), ""
         token = request.headers.get("access_token", "")
-        if token in self.expired:
+        if self._token_invalid(token):
             return None, error(-216, "Access token is invalid"), token
         try:
             body = orjson.loads(await request.body())
@@ -106,6 +111,23 @@ class ZaloStandIn:
         if self._rate_limited():
             return None, error(-32, "Your application reached limit call api"), token
         return body, None, token
+
+    def _token_invalid(self, token: str) -> bool:
+        if token in self.expired:
+            return True
+        born = self.issued.setdefault(token, time.time())
+        return self.token_lifetime is not None and time.time() - born > self.token_lifetime
+
+    async def getoa(self, request: Request) -> Response:
+        """``GET /v2.0/oa/getoa``: the OA's own information, as Zalo answers it."""
+        if self._token_invalid(request.headers.get("access_token", "")):
+            return error(-216, "Access token is invalid")
+        return JSONResponse({"error": 0, "message": "Success", "data": {
+            "oa_id": "579745863508352884", "name": self.oa_name, "oa_alias": "",
+            "description": "Tra cứu điểm thi tốt nghiệp THPT", "is_verified": True,
+            "oa_type": 2, "cate_name": "Giáo dục", "num_follower": 1204,
+            "avatar": "", "cover": "", "package_name": "", "package_valid_through_date": "",
+            "package_auto_renew_date": "", "linked_ZCA": ""}})
 
     def _refuse(self, code: int, message: str, body: dict) -> JSONResponse:
         self.refused.append({"code": code, "body": body})
@@ -188,7 +210,12 @@ class ZaloStandIn:
         assert request.headers["content-type"] == "application/x-www-form-urlencoded"
         form = dict(parse_qsl((await request.body()).decode()))
         self.refreshes.append({"form": form, "secret_key": request.headers.get("secret_key")})
+        if self.refuse_refresh:  # Zalo's OAuth error shape for a spent or revoked token
+            return JSONResponse({"error": -14014, "error_name": "Invalid parameter",
+                                 "error_reason": "Invalid refresh token",
+                                 "error_description": "Refresh token is invalid or expired"})
         n = len(self.refreshes)
+        self.issued[f"access-{n}"] = time.time()
         return JSONResponse({"access_token": f"access-{n}", "refresh_token": f"refresh-{n}",
                              "expires_in": "90000"})
 

@@ -100,3 +100,34 @@ def test_backup_refuses_a_non_empty_destination(data_dir: Path, tmp_path: Path) 
     (tmp_path / "bk" / "x").write_text("x")
     with pytest.raises(backup.BackupError, match="đã có dữ liệu"):
         backup.backup(data_dir, tmp_path / "bk")
+
+
+def test_backup_while_the_chatbot_drains_then_the_restored_queue_resumes(data_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    """The outbox is copied mid-drain through SQLite's backup API; the server started on
+    the restored dir sends what was still waiting, and nothing accepted is lost."""
+    from diemthi.chatbot.outbox import read_stats
+    from diemthi.settings import load
+    from loadtests.zalo_standin import ZaloStandIn
+    from tests.chatbot_world import import_scores, say, settings, wait_for
+
+    import_scores(data_dir, tmp_path)
+    zalo = ZaloStandIn()
+    with LiveServer(zalo.app()) as zalo_url:
+        app = create_app(load(settings(data_dir, zalo_url, zalo_send_rate="2"), environ={}))
+        with LiveServer(app) as url, httpx.Client(base_url=url) as c:
+            for i in range(12):
+                assert say(c, zalo, "tra điểm 08000123", f"q{i}", user=f"u{i}").status_code == 200
+            wait_for(lambda: len(zalo.sent) >= 1)
+            backup.backup(data_dir, tmp_path / "bk")
+        sent_before = {s["message_id"] for s in zalo.sent}
+
+        restored = tmp_path / "restored"
+        backup.restore(tmp_path / "bk", restored)
+        assert 0 < read_stats(restored)["depth"] < 12  # copied mid-drain
+        app = create_app(load(settings(restored, zalo_url, zalo_send_rate="50"), environ={}))
+        with LiveServer(app):
+            wait_for(lambda: read_stats(restored)["depth"] == 0, seconds=60)
+        answered = {s["message_id"] for s in zalo.sent}
+        assert answered == {f"q{i}" for i in range(12)}
+        assert answered - sent_before  # the restored server sent what was waiting

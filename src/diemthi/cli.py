@@ -482,6 +482,31 @@ def zalo_status(data_dir: Path | None) -> None:
         click.echo(line)
 
 
+@zalo.command("check")
+@data_dir_option
+def zalo_check(data_dir: Path | None) -> None:
+    """Will the OA work on results day? Calls Zalo, refreshes if due, shows token ages."""
+    import asyncio
+
+    from .chatbot import tokencare
+
+    settings = _settings(data_dir=data_dir)
+    result = asyncio.run(tokencare.check(settings))
+    if result.oa_name is not None:
+        click.echo(f"OA: {result.oa_name}")
+    for label, age in (("Access token", result.access_age),
+                       ("Refresh token", result.refresh_age)):
+        if age is not None:
+            click.echo(f"{label}: {age / 3600:.1f} giờ tuổi ({age / 86400:.1f} ngày)")
+    if result.refreshed:
+        click.echo("Đã làm mới access token.")
+    for problem in result.problems:
+        click.secho(f"Lỗi: {problem}", fg="red", err=True)
+    if not result.ok:
+        sys.exit(1)
+    click.echo("Sẵn sàng cho ngày công bố điểm.")
+
+
 def status_lines(s: dict[str, Any]) -> list[str]:
     """``diemthi zalo status`` as lines of a plain table."""
     rows = [("queue depth (waiting)", s["depth"]),

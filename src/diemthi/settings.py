@@ -115,6 +115,7 @@ class Settings:
     zalo_max_skew: float = 15 * 60  # signed events further than this from now are replays
     zalo_notify_changes: bool = False  # message registered users whose scores changed
     zalo_transaction: bool = False  # ZBS "Tin Giao dịch" template past the reply window
+    zalo_refresh_every: float = 20 * 3600  # refresh the access token this old (Zalo's: 25 h)
     public_url: str = ""  # replies link <PUBLIC_URL>/tra-cuu/<SBD> when set; pages' og:url
     # chatbot understanding (issue 18): the Sở's answers file, where other provinces look,
     # SBDs answered per message
@@ -160,7 +161,8 @@ _CASTS = {
     "cors_origins": _origins,
     "zalo_concurrency": int, "zalo_timeout": float,
     "zalo_send_rate": float, "zalo_free_window": parse_duration,
-    "zalo_reply_window": parse_duration, "zalo_max_skew": parse_duration,
+    "zalo_reply_window": parse_duration,
+    "zalo_refresh_every": parse_duration, "zalo_max_skew": parse_duration,
     "zalo_notify_changes": _bool, "zalo_transaction": _bool,
     "chatbot_answers": Path, "chatbot_max_sbds": int, "page_cache_size": int,
     "year": int, "max_header_bytes": int, "header_timeout": parse_duration,
@@ -198,8 +200,9 @@ def _check(s: Settings) -> None:
             raise SettingsError(f"{PREFIX}{name.upper()}: phải là số dương")
     if not 0 < s.port < 65536:
         raise SettingsError(f"cổng {s.port} không hợp lệ")
-    if s.zalo_send_rate <= 0:
-        raise SettingsError(f"{PREFIX}ZALO_SEND_RATE: phải là số dương")
+    for name in ("zalo_send_rate", "zalo_refresh_every"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{PREFIX}{name.upper()}: phải là số dương")
     if s.reload_interval <= 0 or s.rate_limit < 0 or s.max_age < 0:
         raise SettingsError("reload_interval, rate_limit, max_age không được âm")
     if s.year is not None and not 2000 <= s.year <= 2100:

@@ -27,6 +27,7 @@ from .conversation import Conversation
 from .outbox import AsyncStore, Event, Store, open_path
 from .push import Pusher
 from .sender import OutboxCollector, Sender
+from .tokencare import TokenAgeCollector
 from .zalo import Tokens, ZaloClient
 
 log = logging.getLogger("diemthi.chatbot")
@@ -127,6 +128,7 @@ class Chatbot:
                                         ("reason",))
         self.refreshes = metrics.counter("diemthi_zalo_token_refreshes", "Access token refreshes")
         metrics.register(OutboxCollector(open_path(settings.data_dir)))
+        metrics.register(TokenAgeCollector(settings.data_dir))
         self.db: AsyncStore | None = None
         self.acceptor: Acceptor | None = None
         self.sender: Sender | None = None
@@ -145,9 +147,12 @@ class Chatbot:
         pusher = Pusher(self.settings, self.lookup, self.conversation, self.db)
         self.sender = Sender(self.settings, self.db, client, self.conversation, pusher)
         self.sender.start()
+        fresh = asyncio.get_running_loop().create_task(
+            client.keep_fresh(self.settings.zalo_refresh_every))
 
         async def stop() -> None:
             assert self.sender is not None and self.db is not None
+            fresh.cancel()
             await self.sender.stop()
             await http.aclose()
             await self.db.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable
@@ -30,6 +31,7 @@ TOKEN_EXPIRED = -216
 PATHS = {"reply": "/v3.0/oa/message/cs", "cs": "/v3.0/oa/message/cs",
          "transaction": "/v3.0/oa/message/transaction"}
 REFRESH_PATH = "/v4/oa/access_token"
+OA_INFO_PATH = "/v2.0/oa/getoa"
 CHARGED = "charged"  # the quota label when Zalo's answer names none
 
 # Zalo's error codes (developers.zalo.me, "Mã lỗi" of the OA API), by what they mean for
@@ -87,25 +89,37 @@ class Tokens:
     """Access and refresh tokens, persisted under the data dir so a restart keeps them.
 
     ``seed`` is the refresh token the environment gave; if ops set a new one, the
-    environment wins over what was saved from the old one.
+    environment wins over what was saved from the old one. ``access_at`` and
+    ``refresh_at`` are when each token was obtained (epoch seconds): an access token
+    lasts 25 hours, a refresh token about three months and works once, so their ages are
+    what ops watch and what the refresh ahead of expiry is timed by.
     """
 
     path: Path
     access: str
     refresh: str
     seed: str
+    access_at: float = 0.0
+    refresh_at: float = 0.0
 
     @classmethod
-    def load(cls, settings: Settings) -> "Tokens":
-        path = settings.data_dir / "zalo-tokens.json"
+    def load(cls, settings: Settings, now: float | None = None) -> "Tokens":
+        path = tokens_path(settings.data_dir)
         seed = settings.zalo_refresh_token
         try:
             saved = orjson.loads(path.read_bytes())
             if saved.get("seed") == seed and saved.get("access_token"):
-                return cls(path, saved["access_token"], saved["refresh_token"], seed)
+                return cls(path, saved["access_token"], saved["refresh_token"], seed,
+                           float(saved.get("access_at") or 0), float(saved.get("refresh_at") or 0))
         except (OSError, ValueError):
             pass
-        return cls(path, settings.zalo_access_token, seed, seed)
+        # New credentials from the environment: their age counts from the first time we
+        # see them (ops set them when they authorised the OA).
+        now = time.time() if now is None else now
+        tokens = cls(path, settings.zalo_access_token, seed, seed, now, now)
+        if seed and settings.data_dir.is_dir():
+            tokens.save()
+        return tokens
 
     def lock(self) -> IO[bytes]:
         """An exclusive lock shared by the worker processes (released on close)."""
@@ -123,12 +137,31 @@ class Tokens:
         if saved.get("seed") != self.seed or saved.get("access_token") in (None, self.access):
             return False
         self.access, self.refresh = saved["access_token"], saved["refresh_token"]
+        self.access_at = float(saved.get("access_at") or 0)
+        self.refresh_at = float(saved.get("refresh_at") or 0)
         return True
 
     def save(self) -> None:
         atomic_write(self.path, orjson.dumps({"access_token": self.access,
                                               "refresh_token": self.refresh,
-                                              "seed": self.seed}))
+                                              "seed": self.seed, "access_at": self.access_at,
+                                              "refresh_at": self.refresh_at}))
+
+
+def tokens_path(data_dir: Path) -> Path:
+    return data_dir / "zalo-tokens.json"
+
+
+def token_ages(data_dir: Path, now: float | None = None) -> tuple[float, float] | None:
+    """(access, refresh) token ages in seconds from the saved file, None without one; read
+    from the file so that every worker process reports the same."""
+    try:
+        saved = orjson.loads(tokens_path(data_dir).read_bytes())
+        access_at, refresh_at = float(saved["access_at"]), float(saved["refresh_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    now = time.time() if now is None else now
+    return now - access_at, now - refresh_at
 
 
 class ZaloClient:
@@ -192,16 +225,49 @@ class ZaloClient:
             data={"refresh_token": self.tokens.refresh, "app_id": self.settings.zalo_app_id,
                   "grant_type": "refresh_token"})
         if not answer.get("access_token"):
-            raise ZaloError(f"token refresh failed: {answer}")
-        self.tokens.access = answer["access_token"]
-        self.tokens.refresh = answer.get("refresh_token") or self.tokens.refresh
+            raise ZaloError(f"token refresh failed: {answer}", int(answer.get("error") or 0),
+                            "refresh")
+        now = time.time()
+        self.tokens.access, self.tokens.access_at = answer["access_token"], now
+        if answer.get("refresh_token"):  # single-use: the new one replaces it, stored now
+            self.tokens.refresh, self.tokens.refresh_at = answer["refresh_token"], now
         await asyncio.to_thread(self.tokens.save)
         self.on_refresh()
         log.info("Zalo access token refreshed")
 
-    async def _call(self, url: str, **kwargs: object) -> dict:
+    async def keep_fresh(self, every: float, retry: float = 60.0) -> None:
+        """Refresh the access token once it is ``every`` seconds old (Zalo's lasts 25 h),
+        so no send meets an expired token, and a stale one is refreshed at start-up. Runs
+        for as long as the chatbot does; a failed refresh is logged and tried again."""
+        while True:
+            due = self.tokens.access_at + every - time.time()
+            if due <= 0:
+                try:
+                    await self.refresh(self.tokens.access)
+                    continue
+                except (Retryable, ZaloError) as exc:
+                    log.error("Zalo token refresh ahead of expiry failed: %s", exc)
+                    due = retry
+            await asyncio.sleep(min(due, retry))
+
+    async def get_oa(self) -> dict:
+        """The OA's own information (``GET /v2.0/oa/getoa``), refreshing once on -216."""
+        for attempt in (0, 1):
+            token = self.tokens.access
+            answer = await self._call(self.settings.zalo_api_base + OA_INFO_PATH,
+                                      method="GET", headers={"access_token": token})
+            if answer.get("error") == TOKEN_EXPIRED and not attempt:
+                await self.refresh(token)
+                continue
+            break
+        if answer.get("error", 0) != 0:
+            raise ZaloError(f"{answer.get('error')}: {answer.get('message')}",
+                            int(answer["error"]), REASONS.get(int(answer["error"])) or "error")
+        return answer.get("data") or {}
+
+    async def _call(self, url: str, method: str = "POST", **kwargs: object) -> dict:
         try:
-            response = await self.http.post(url, **kwargs)  # type: ignore[arg-type]
+            response = await self.http.request(method, url, **kwargs)  # type: ignore[arg-type]
         except httpx.TransportError as exc:
             raise Retryable(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500:
