@@ -52,27 +52,41 @@ def need_wrk() -> str:
 DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy")
 
 
-def edge_prefix(listen_port: int, app_port: int, unlimited: bool = False) -> str:
+def edge_prefix(listen_port: int, app_port: int, unlimited: bool = False,
+                https_port: int | None = None, http_port: int | None = None) -> str:
     """A fresh nginx prefix (a temporary directory) holding a copy of deploy/ in which only
-    the listen port and the app's port differ from the shipped files, and, when
-    ``unlimited``, the per-client rate and burst (benchmarks send everything from one
-    address; the limit is still checked on every request). Run it with
-    ``nginx -p PREFIX -c deploy/nginx.conf``; remove it with shutil.rmtree."""
+    the ports differ from the shipped files: the plain proxy's, the app's, and the HTTPS
+    and port-80 servers' (free loopback ports unless given; 443 and 80 keep them as
+    shipped), and, when ``unlimited``, the per-client rate and burst (benchmarks send
+    everything from one address; the limit is still checked on every request). A
+    self-signed certificate for 127.0.0.1 is made where the shipped config looks
+    (deploy/tls/fullchain.pem, deploy/tls/privkey.pem). Run it with ``nginx -p PREFIX -c
+    deploy/nginx.conf``; remove it with shutil.rmtree."""
     import re
+    import subprocess
     import tempfile
 
     prefix = tempfile.mkdtemp(prefix="diemthi-edge-")
     os.chmod(prefix, 0o755)  # nginx's workers (user nobody) must enter it
-    os.mkdir(os.path.join(prefix, "logs"))
-    os.mkdir(os.path.join(prefix, "deploy"))
+    for folder in ("logs", "deploy", os.path.join("deploy", "tls")):
+        os.mkdir(os.path.join(prefix, folder))
     with open(os.path.join(DEPLOY, "nginx.conf")) as fh:
         conf = fh.read()
-    conf, listens = re.subn(r"listen 127\.0\.0\.1:8080;", f"listen 127.0.0.1:{listen_port};",
-                            conf)
-    conf, upstreams = re.subn(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{app_port};",
-                              conf)
-    if (listens, upstreams) != (1, 1):
-        raise ValueError("deploy/nginx.conf: expected one listen line and one upstream server")
+    https_port = https_port or free_port()
+    http_port = http_port or free_port()
+    counts = []
+    for pattern, replacement in (
+            (r"listen 127\.0\.0\.1:8080;", f"listen 127.0.0.1:{listen_port};"),
+            (r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{app_port};"),
+            (r"listen 443 ssl;", "listen 443 ssl;" if https_port == 443
+             else f"listen 127.0.0.1:{https_port} ssl;"),
+            (r"listen 80;", "listen 80;" if http_port == 80
+             else f"listen 127.0.0.1:{http_port};")):
+        conf, n = re.subn(pattern, replacement, conf)
+        counts.append(n)
+    if counts != [1, 1, 1, 1]:
+        raise ValueError("deploy/nginx.conf: expected one line for each of the plain listen, "
+                         "the upstream server, the HTTPS listen and the port-80 listen")
     with open(os.path.join(DEPLOY, "diemthi-proxy.conf")) as fh:
         locations = fh.read()
     if unlimited:
@@ -82,6 +96,11 @@ def edge_prefix(listen_port: int, app_port: int, unlimited: bool = False) -> str
         fh.write(conf)
     with open(os.path.join(prefix, "deploy", "diemthi-proxy.conf"), "w") as fh:
         fh.write(locations)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", os.path.join(prefix, "deploy", "tls", "privkey.pem"),
+                    "-out", os.path.join(prefix, "deploy", "tls", "fullchain.pem")],
+                   check=True, capture_output=True)
     return prefix
 
 

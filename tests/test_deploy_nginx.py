@@ -44,15 +44,21 @@ def nginx_binary() -> str:
 
 
 @contextlib.contextmanager
-def edge(data_dir: Path, **settings: str) -> Iterator[tuple[httpx.Client, object]]:
+def edge(data_dir: Path, ports: dict | None = None,
+         **settings: str) -> Iterator[tuple[httpx.Client, object]]:
     """The app on one free port, nginx with deploy/nginx.conf on another; a client of
-    the edge and the app (whose metrics tell what reached it)."""
+    the edge and the app (whose metrics tell what reached it). ``ports``, when given, is
+    filled with the HTTPS and port-80 servers' ports."""
     binary = nginx_binary()
     app = create_app(load({"data_dir": str(data_dir), "reload_interval": "0.1",
                            "trusted_proxies": "127.0.0.1/32", **settings}))
     with LiveServer(app) as app_url:
         port = free_port()
-        prefix = edge_prefix(port, int(app_url.rsplit(":", 1)[1]))
+        https_port, http_port = free_port(), free_port()
+        if ports is not None:
+            ports.update(https=https_port, http=http_port)
+        prefix = edge_prefix(port, int(app_url.rsplit(":", 1)[1]), https_port=https_port,
+                             http_port=http_port)
         proc = subprocess.Popen([binary, "-p", str(prefix), "-c", "deploy/nginx.conf",
                                  "-g", "daemon off;"], stderr=subprocess.PIPE)
         try:
@@ -84,7 +90,7 @@ def app_requests(app: object, status: int) -> int:
 
 def test_the_shipped_config_passes_nginx_t():
     binary = nginx_binary()
-    prefix = edge_prefix(8080, 8000)  # the shipped files as they are
+    prefix = edge_prefix(8080, 8000, https_port=443, http_port=80)  # the shipped files
     try:
         assert (Path(prefix) / "deploy" / "nginx.conf").read_text() == \
             (ROOT / "deploy" / "nginx.conf").read_text()
@@ -192,3 +198,25 @@ def test_an_expired_entry_is_served_stale_while_it_is_revalidated(data_dir, tmp_
             seen.add(r.headers["x-cache-status"])
         # nobody waited for the refresh, and the refresh asked the app If-None-Match
         assert app_requests(app, 200) == 1
+
+
+def test_https_serves_the_lookup_with_hsts_and_port_80_redirects(data_dir, tmp_path):
+    """The TLS server block as shipped, with a self-signed certificate made for the test."""
+    publish(data_dir, tmp_path, ROW.format(sbd="01000001"))
+    ports: dict = {}
+    with edge(data_dir, ports) as (client, app):
+        plain = client.get(SCORES.format(sbd="01000001"))
+        assert plain.status_code == 200 and "strict-transport-security" not in plain.headers
+        with httpx.Client(base_url=f"https://127.0.0.1:{ports['https']}", verify=False,
+                          timeout=10) as tls:
+            r = tls.get(SCORES.format(sbd="01000001"))
+            assert r.status_code == 200 and r.json()["sbd"] == "01000001"
+            assert r.headers["strict-transport-security"] == "max-age=31536000"
+            assert r.content == plain.content  # the same body, the same cache
+            assert tls.get("/healthz").headers["strict-transport-security"]
+        moved = httpx.get(f"http://127.0.0.1:{ports['http']}/v1/scores/01000001?year=2026",
+                          follow_redirects=False)
+        assert moved.status_code == 301
+        # $host carries no port: the redirect goes to the public 443, path and query kept
+        assert moved.headers["location"] == "https://127.0.0.1/v1/scores/01000001?year=2026"
+        assert app_requests(app, 200) >= 1
