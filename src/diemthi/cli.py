@@ -374,10 +374,12 @@ def _serve_options(command: Any) -> Any:
          "503 and closed [env DIEMTHI_MAX_CONNECTIONS; 1000]."),
         ("reload-interval", str, "DURATION", "How often to check the activation pointers "
          "[env DIEMTHI_RELOAD_INTERVAL; 2s]."),
-        ("cache-size", click.IntRange(0), "N", "Responses cached per snapshot "
-         "[env DIEMTHI_CACHE_SIZE; 200000]."),
-        ("negative-cache-size", click.IntRange(0), "N", "Unknown SBDs remembered per "
-         "snapshot [env DIEMTHI_NEGATIVE_CACHE_SIZE; 50000]."),
+        ("cache-size", click.IntRange(0), "N", "Responses cached, all years together "
+         "[env DIEMTHI_CACHE_SIZE; 100000]."),
+        ("negative-cache-size", click.IntRange(0), "N", "Unknown SBDs remembered, all years "
+         "together [env DIEMTHI_NEGATIVE_CACHE_SIZE; 50000]."),
+        ("page-cache-size", click.IntRange(0), "N", "Result pages kept per snapshot, as "
+         "bytes [env DIEMTHI_PAGE_CACHE_SIZE; 5000]."),
         ("batch-size", click.IntRange(1), "N", "Cache misses per SQLite read, at most "
          "[env DIEMTHI_BATCH_SIZE; 256]."),
         ("max-age", click.IntRange(0), "SECONDS", "Cache-Control max-age of answers "
