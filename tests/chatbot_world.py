@@ -175,3 +175,4 @@ async def burst(url: str, bodies: list[bytes], connections: int = 32) -> list[in
                 return r.status_code
 
         return list(await asyncio.gather(*(one(b) for b in bodies)))
+

@@ -72,3 +72,18 @@ def _no_diemthi_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DIEMTHI_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def zalo(data_dir: Path, tmp_path: Path):
+    """The stand-in of Zalo on a free loopback port, with a 2026 snapshot imported (a
+    chatbot test module that needs another stand-in defines its own ``zalo``)."""
+    from loadtests.zalo_standin import ZaloStandIn
+    from tests.chatbot_world import import_scores
+    from tests.servers import LiveServer
+
+    import_scores(data_dir, tmp_path)
+    stand_in = ZaloStandIn()
+    with LiveServer(stand_in.app()) as url:
+        stand_in.url = url  # type: ignore[attr-defined]
+        yield stand_in

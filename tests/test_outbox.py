@@ -7,26 +7,15 @@ import time
 from collections import Counter
 
 import httpx
-import pytest
 
 from diemthi.app import create_app
 from diemthi.chatbot.outbox import FILENAME, Event, Store
 from diemthi.settings import load
 from loadtests.zalo_standin import ZaloStandIn
-from tests.chatbot_world import (Serve, burst, event, import_scores, metric, post, say,
-                                 settings, wait_for)
+from tests.chatbot_world import Serve, burst, event, metric, post, say, settings, wait_for
 from tests.servers import LiveServer
 
 SBDS = ("08000123", "08000124", "08000125", "08999999")
-
-
-@pytest.fixture
-def zalo(data_dir, tmp_path):
-    import_scores(data_dir, tmp_path)
-    stand_in = ZaloStandIn()
-    with LiveServer(stand_in.app()) as url:
-        stand_in.url = url
-        yield stand_in
 
 
 def answered(zalo: ZaloStandIn) -> Counter:

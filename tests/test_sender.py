@@ -12,22 +12,10 @@ from click.testing import CliRunner
 from diemthi.chatbot.sender import LEASE_TTL, MAX_BACKOFF, Pace, backoff
 from diemthi.chatbot.outbox import FILENAME
 from diemthi.cli import cli
-from loadtests.zalo_standin import ZaloStandIn
 import orjson
 
 from diemthi.chatbot.signature import sign
-from tests.chatbot_world import (APP_ID, OA_SECRET, Serve, event, import_scores, metric, say,
-                                 wait_for)
-from tests.servers import LiveServer
-
-
-@pytest.fixture
-def zalo(data_dir, tmp_path):
-    import_scores(data_dir, tmp_path)
-    stand_in = ZaloStandIn()
-    with LiveServer(stand_in.app()) as url:
-        stand_in.url = url
-        yield stand_in
+from tests.chatbot_world import APP_ID, OA_SECRET, Serve, event, metric, say, wait_for
 
 
 def holder_pid(data_dir) -> int:

@@ -7,25 +7,14 @@ import time
 
 import httpx
 import orjson
-import pytest
 from click.testing import CliRunner
 
 from diemthi.app import create_app
 from diemthi.chatbot.zalo import tokens_path
 from diemthi.cli import cli
 from diemthi.settings import PREFIX, load
-from loadtests.zalo_standin import ZaloStandIn
-from tests.chatbot_world import import_scores, metric, say, settings, wait_for
+from tests.chatbot_world import metric, say, settings, wait_for
 from tests.servers import LiveServer
-
-
-@pytest.fixture
-def zalo(data_dir, tmp_path):
-    import_scores(data_dir, tmp_path)
-    stand_in = ZaloStandIn()
-    with LiveServer(stand_in.app()) as url:
-        stand_in.url = url
-        yield stand_in
 
 
 def save_tokens(data_dir, access_age: float, refresh_age: float) -> None:
