@@ -8,7 +8,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import ROOT
 from tests.programs import need_program

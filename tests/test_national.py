@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import time
-from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
 
