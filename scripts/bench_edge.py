@@ -18,7 +18,6 @@ Needs nginx and wrk (installed from Debian when missing and we are root).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -32,7 +31,8 @@ from pathlib import Path
 from bench_lookup import cached_snapshot
 from diemthi import store
 from diemthi.reference import provinces
-from support import edge_prefix, free_port, need_nginx, need_wrk, wait_ready
+from support import (WRK_DONE, edge_prefix, free_port, need_nginx, need_wrk,  # noqa: E402
+                     run_wrk as wrk, wait_ready)
 
 HOT = r"""
 local codes = {%(codes)s}
@@ -44,14 +44,6 @@ request = function()
   if hot > 0 then k = math.random(0, hot - 1) end
   k = (k * 7919) %% total
   return wrk.format("GET", string.format("/v1/scores/%%s%%06d", codes[math.floor(k / per) + 1], k %% per + 1))
-end
-"""
-DONE = r"""
-done = function(summary, latency, requests)
-  io.write(string.format('RESULT {"requests": %d, "seconds": %f, "p50": %d, "p99": %d, ' ..
-    '"non2xx": %d, "errors": %d}\n', summary.requests, summary.duration / 1e6,
-    latency:percentile(50), latency:percentile(99), summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
 STATIC_CONF = """
@@ -74,16 +66,6 @@ http {
     }
 }
 """
-
-
-def wrk(port: int, lua: Path, seconds: int, connections: int) -> dict:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
-                         check=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    r = json.loads(line[7:])
-    r["rps"] = r["requests"] / r["seconds"]
-    return r
 
 
 def main() -> None:
@@ -111,11 +93,11 @@ def main() -> None:
         store.activate(work / "data", snapshot.stem)
         hot = work / "hot.lua"
         hot.write_text(HOT % {"codes": ",".join(f'"{c}"' for c in codes), "per": per,
-                              "total": args.rows, "hot": 2000, "start": 0} + DONE)
+                              "total": args.rows, "hot": 2000, "start": 0} + WRK_DONE)
         distinct, app_distinct = work / "distinct.lua", work / "app_distinct.lua"
         for script, start in ((distinct, 0), (app_distinct, args.rows // 2)):  # no overlap
             script.write_text(HOT % {"codes": ",".join(f'"{c}"' for c in codes), "per": per,
-                                     "total": args.rows, "hot": 0, "start": start} + DONE)
+                                     "total": args.rows, "hot": 0, "start": start} + WRK_DONE)
         app_port, edge_port, static_port = free_port(), free_port(), free_port()
         prefix = edge_prefix(edge_port, app_port, unlimited=True)
         try:

@@ -22,7 +22,6 @@ serves a real score file instead, and the load asks for its own SBDs. Needs wrk
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sqlite3
@@ -38,7 +37,7 @@ from diemthi import store
 from diemthi.importer import import_files
 from diemthi.reference import provinces
 from diemthi.synthetic import write_csv
-from support import free_port, need_wrk, wait_ready
+from support import WRK_DONE, free_port, need_wrk, run_wrk, wait_ready
 
 SCRIPTS = Path(__file__).resolve().parent
 
@@ -64,12 +63,6 @@ request = function()
   if query then path = path .. "?year=" .. y[1] end
   return wrk.format("GET", path)
 end
-done = function(summary, latency, requests)
-  io.write(string.format('RESULT {"requests": %%d, "seconds": %%f, "p50": %%d, "p99": %%d, ' ..
-    '"non2xx": %%d, "errors": %%d}\n', summary.requests, summary.duration / 1e6,
-    latency:percentile(50), latency:percentile(99), summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
 """
 
 
@@ -91,13 +84,8 @@ def wrk(port: int, lua: Path, seconds: int, connections: int, pid: int) -> dict:
     """One wrk run; also the server's CPU time per request, which other programs on a
     shared machine disturb much less than requests per second."""
     cpu = cpu_seconds(pid)
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
-                         check=True).stdout
+    r = run_wrk(port, lua, seconds, connections)
     cpu = cpu_seconds(pid) - cpu
-    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    r = json.loads(line[7:])
-    r["rps"] = r["requests"] / r["seconds"]
     r["cpu_us"] = cpu / max(r["requests"], 1) * 1e6
     return r
 
@@ -163,7 +151,8 @@ def lua_scripts(work: Path, snaps: list[tuple[int, Path]], from_file: bool) -> d
     for name, hot in (("distinct", 0), ("hot2000", 2000)):
         out[name] = work / f"{name}.lua"
         out[name].write_text(LUA % {"years": ", ".join(years), "read_list": read_list,
-                                    "hot": hot, "query": "true" if len(snaps) > 1 else "false"})
+                                    "hot": hot, "query": "true" if len(snaps) > 1 else "false"}
+                             + WRK_DONE)
     return out
 
 

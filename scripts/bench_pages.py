@@ -17,7 +17,6 @@ in the same run (goal >= 0.8), and its first-visit weight is summed (goal <= 60 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -31,7 +30,7 @@ from pathlib import Path
 from diemthi.importer import import_files
 from diemthi.reference import provinces
 from diemthi.synthetic import write_csv
-from support import free_port, wait_ready
+from support import WRK_DONE, free_port, run_wrk as wrk, wait_ready
 
 SCRIPTS = Path(__file__).resolve().parent
 
@@ -51,23 +50,7 @@ request = function()
   return wrk.format("GET", "%(path)s" .. sbd((k * 7919) %% total),
                     {["Accept-Encoding"] = "gzip"})
 end
-done = function(summary, latency, requests)
-  io.write(string.format('RESULT {"requests": %%d, "seconds": %%f, "p50": %%d, "p99": %%d, ' ..
-    '"non2xx": %%d, "errors": %%d}\n', summary.requests, summary.duration / 1e6,
-    latency:percentile(50), latency:percentile(99), summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
 """
-
-
-def wrk(port: int, lua: Path, seconds: int, connections: int) -> dict:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
-                         check=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    r = json.loads(line[7:])
-    r["rps"] = r["requests"] / r["seconds"]
-    return r
 
 
 def page_weight(port: int, sbd: str) -> int:
@@ -116,7 +99,7 @@ def main() -> None:
             scripts[name] = work / f"{name}.lua"
             scripts[name].write_text(LUA % {"codes": ",".join(f'"{c}"' for c in codes),
                                             "per": per, "total": result.imported, "hot": hot,
-                                            "path": path})
+                                            "path": path} + WRK_DONE)
         ours_port, ceiling_port = free_port(), free_port()
         env = {**os.environ, "DIEMTHI_DATA_DIR": str(work / "data")}
         ours = subprocess.Popen([str(bin_dir / "diemthi"), "serve", "--port", str(ours_port)],

@@ -1,8 +1,9 @@
 """What the benchmark and load-test scripts share: a free loopback port, waiting for a
-server to answer, the Debian tools they drive."""
+server to answer, the Debian tools they drive, one wrk run and its result."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -10,6 +11,28 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
+
+# Appended to every wrk script: wrk prints its summary as one machine-readable line.
+WRK_DONE = r"""
+done = function(summary, latency, requests)
+  io.write(string.format('RESULT {"requests": %d, "seconds": %f, "p50": %d, "p99": %d, ' ..
+    '"non2xx": %d, "errors": %d}\n', summary.requests, summary.duration / 1e6,
+    latency:percentile(50), latency:percentile(99), summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(port: int, lua: Path, seconds: int, connections: int) -> dict:
+    """One wrk run (one thread) against 127.0.0.1:PORT with a script that ends in WRK_DONE:
+    its result, with ``rps``, requests per second."""
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+                         check=True).stdout
+    result = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT "))[7:])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
 
 
 def free_port() -> int:
