@@ -5,7 +5,8 @@
 
 Serves real-size data with one ``diemthi serve`` worker and, beside it, a bare Starlette
 route returning fixed bytes (scripts/ceiling_app.py, same uvicorn loop and parser). wrk
-(64 connections, one thread) drives each in turn: (a) every request a different SBD,
+(64 connections, one thread) drives each in turn: (a) every request a different SBD (no
+SBD asked twice in the whole benchmark, up to the number of candidates),
 (b) a hot set of 2,000 SBDs, (c) every request different while a new snapshot of the
 latest year is activated under load (the swap). Each of ours is bracketed by ceiling runs.
 Prints requests/s, the ratio to the ceiling, p50/p99, the worker's start-up time and
@@ -47,7 +48,7 @@ local years = {%(years)s}
 local list = {}
 %(read_list)s
 local hot, query = %(hot)d, %(query)s
-local counter = 0
+local counter = START
 local function synthetic(y, i)
   return string.format("%%s%%06d", y[2][math.floor(i / y[3]) + 1], i %% y[3] + 1)
 end
@@ -153,6 +154,17 @@ def lua_scripts(work: Path, snaps: list[tuple[int, Path]], from_file: bool) -> d
         out[name].write_text(LUA % {"years": ", ".join(years), "read_list": read_list,
                                     "hot": hot, "query": "true" if len(snaps) > 1 else "false"}
                              + WRK_DONE)
+        if hot:  # the hot set starts where it likes; (a) and (c) see starting_at
+            out[name].write_text(out[name].read_text().replace("= START", "= 0"))
+    return out
+
+
+def starting_at(script: Path, start: int) -> Path:
+    """The script with its request counter starting at ``start``: consecutive runs then
+    ask for SBDs no earlier run asked for, as they would be on the day (and as no LRU
+    or admission filter can tell apart from a first visit)."""
+    out = script.with_name(f"{script.stem}-{start}.lua")
+    out.write_text(script.read_text().replace("local counter = START", f"local counter = {start}"))
     return out
 
 
@@ -213,6 +225,7 @@ def main() -> None:
                 return runs["ceiling"][-1]["rps"]
 
             before = ceiling_now()
+            start = 0  # (a) and (c): no SBD asked twice in the whole benchmark (up to its size)
             for i in range(args.runs):
                 # copied now, so that writing it back to disk is over before the swap run
                 new_id = None if args.no_swap else swap_copy(data, snaps[-1], i)
@@ -222,9 +235,12 @@ def main() -> None:
                         timer = threading.Timer(args.seconds / 5, store.activate,
                                                 (data, new_id))
                         timer.start()
-                    script = scripts["hot2000" if name == "hot2000" else "distinct"]
+                    script = scripts["hot2000"] if name == "hot2000" else \
+                        starting_at(scripts["distinct"], start)
                     runs[name].append(wrk(ours_port, script, args.seconds, args.connections,
                                          ours.pid))
+                    if name != "hot2000":  # the next run goes on where this one stopped
+                        start += runs[name][-1]["requests"] + args.connections
                     if timer is not None:
                         timer.join()
                     after = ceiling_now()  # bracketed: drift of the machine cancels out

@@ -1,8 +1,8 @@
 """The Starlette application: routes, JSON errors, lifespan.
 
-Follow one request: ``/v1/scores/{sbd}`` → :class:`ScoresEndpoint` (raw ASGI, no Request or
-Response objects on the hot path) → :meth:`Served.get <diemthi.lookup.Served.get>` (LRU,
-then a batched store read) → bytes.
+Follow one request: ``/v1/scores/{sbd}`` → :class:`~diemthi.scores.ScoresFirst` (before
+Starlette's middleware and router) → :class:`~diemthi.scores.ScoresEndpoint` (raw ASGI) →
+:meth:`Served.get <diemthi.lookup.Served.get>` (LRU, then a point read) → bytes.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from typing import AsyncIterator, Callable
-from urllib.parse import parse_qs
+from typing import AsyncIterator
 
 import orjson
 from starlette.applications import Starlette
@@ -23,77 +22,17 @@ from starlette.routing import Route
 
 from . import messages
 from .cors import ReadOnlyCORS
-from .gate import error, snapshot_for
-from .lookup import Lookup, Served
+from .lookup import Lookup
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import spec
-from .ratelimit import ClientAddress, NetworkAllow, RateLimiter
-from .responses import JSON, error_body, error_response, etag_matches
-from .sbd import is_sbd
+from .ratelimit import ClientAddress, NetworkAllow
+from .responses import error_body, error_response
+from .scores import ScoresEndpoint, ScoresFirst
 from .settings import Settings
 from .stats import StatsEndpoint
 from .web.pages import Pages
 
 SWITCH_INTERVAL = 0.001  # seconds; see lifespan
-YEARS = (2000, 2100)  # the exam years ?year= may name
-
-
-class ScoresEndpoint:
-    """``GET /v1/scores/{sbd}[?year=YYYY]`` as a plain ASGI app: the hot path."""
-
-    def __init__(self, settings: Settings, lookup: Lookup):
-        self.lookup = lookup
-        self.cache_control = f"public, max-age={settings.max_age}".encode()
-        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) \
-            if settings.rate_limit > 0 else None
-        self.client = ClientAddress(settings.trusted_proxies)
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        status, headers, body = await self.answer(scope)
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def answer(self, scope: dict) -> tuple[int, list, bytes]:
-        if self.limiter is not None:
-            wait = self.limiter.retry_after(self.client(scope))
-            if wait:
-                return self.error(429, "rate_limited", messages.RATE_LIMITED,
-                                  [(b"retry-after", str(max(1, round(wait))).encode())])
-        sbd = scope["path_params"]["sbd"]
-        if not is_sbd(sbd):
-            return self.error(400, "invalid_sbd", messages.INVALID_SBD)
-        year = None
-        if scope["query_string"]:
-            years = parse_qs(scope["query_string"].decode("latin-1")).get("year")
-            if years:
-                text = years[-1]
-                if len(text) != 4 or not text.isdigit() or not text.isascii() \
-                        or not YEARS[0] <= int(text) <= YEARS[1]:
-                    return self.error(400, "invalid_year", messages.INVALID_YEAR)
-                year = int(text)
-        lookup = self.lookup
-        if year is None:
-            year = lookup.current_year
-            if year is None:
-                return self.error(503, "not_ready", messages.NOT_READY,
-                                  [(b"retry-after", b"10")])
-        snapshot = snapshot_for(lookup, year)
-        if not isinstance(snapshot, Served):
-            return snapshot
-        etag = snapshot.etag(sbd)
-        headers = [(b"etag", etag), (b"cache-control", self.cache_control)]
-        found = await snapshot.get(sbd)
-        headers.append((b"content-type", JSON))
-        if found is None:  # conditionals apply to a 2xx only (RFC 9110, 13.2.1)
-            return 404, headers, error_body("not_found", messages.not_found(sbd, year))
-        conditions = [value for name, value in scope["headers"] if name == b"if-none-match"]
-        if conditions and etag_matches(b",".join(conditions), etag):
-            headers.pop()
-            return 304, headers, b""
-        return 200, headers, found
-
-    error = staticmethod(error)
 
 
 async def healthz(request: Request) -> Response:
@@ -170,8 +109,9 @@ def create_app(settings: Settings) -> Starlette:
                 await stop()
             await lookup.close()
 
+    scores = ScoresEndpoint(settings, lookup, metrics)
     routes = [
-        Route("/v1/scores/{sbd}", ScoresEndpoint(settings, lookup), methods=["GET", "HEAD"]),
+        Route("/v1/scores/{sbd}", scores, methods=["GET", "HEAD"]),  # 405s; see ScoresFirst
         *Pages(settings, lookup).routes(),  # HTML pages (issue 10); early: routes match in order
         Route("/v1/stats/{year}", stats := StatsEndpoint(settings, lookup),
               methods=["GET", "HEAD"]),
@@ -190,8 +130,9 @@ def create_app(settings: Settings) -> Starlette:
     middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
     if settings.cors_origins:
         middleware.append(Middleware(ReadOnlyCORS, origins=settings.cors_origins))
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
-                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    app = ScoresFirst(scores, settings.cors_origins, routes=routes, lifespan=lifespan,
+                      middleware=middleware,
+                      exception_handlers={HTTPException: http_error, Exception: server_error})
     app.router.redirect_slashes = False  # its Location would come from the Host header
     app.state.settings = settings
     app.state.lookup = lookup

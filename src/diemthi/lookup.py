@@ -46,6 +46,7 @@ log = logging.getLogger("diemthi.lookup")
 
 FAULT_CHECK_EVERY = 4096  # on-loop reads between two looks at the major-fault counter
 PREWARM_CHUNK = 1 << 20
+DOORKEEPER_SLOTS = 1 << 20  # 1 MiB; see Caches.admit
 
 
 @dataclass
@@ -63,20 +64,44 @@ class Stats:
 
 @dataclass
 class Caches:
-    """The LRUs of finished bodies and of unknown SBDs, shared by the served snapshots."""
+    """The LRUs of finished bodies and of unknown SBDs, shared by the served snapshots,
+    and the doorkeeper that decides what a point read may put into them."""
 
     size: int = 100_000
     negative_size: int = 50_000
     bodies: LRUCache = field(init=False)
     negative: LRUCache = field(init=False)
+    seen: bytearray = field(init=False)  # the doorkeeper: one byte per hash slot
+    marked: int = 0
 
     def __post_init__(self) -> None:
         self.bodies = LRUCache(maxsize=max(self.size, 1))
         self.negative = LRUCache(maxsize=max(self.negative_size, 1))
+        self.seen = bytearray(DOORKEEPER_SLOTS)
 
     @property
     def enabled(self) -> bool:
         return self.size > 0
+
+    def admit(self, key: tuple) -> bool:
+        """Whether an answer read just now goes into an LRU: only when its key was read
+        before, lately (TinyLFU's doorkeeper).
+
+        A point read of a resident snapshot costs about what an LRU insert and its
+        eviction cost, so caching an SBD asked once buys nothing and pushes out one that
+        is asked again and again; a crawler walking every SBD then leaves the hot set in
+        place. A student who comes back is cached from the second read. The slots are
+        forgotten once half are set, so that false "seen before" stay rare.
+        """
+        slot = hash(key) & (DOORKEEPER_SLOTS - 1)
+        if self.seen[slot]:
+            return True
+        self.seen[slot] = 1
+        self.marked += 1
+        if self.marked >= DOORKEEPER_SLOTS // 2:
+            self.seen[:] = bytes(DOORKEEPER_SLOTS)
+            self.marked = 0
+        return False
 
 
 def available_memory() -> int:
@@ -266,7 +291,7 @@ class Served:
         self.stats.misses += 1
         if self.point is not None:  # resident: read here, on the loop (module doc)
             body = self._read_here(sbd)
-            if caches.enabled:
+            if caches.enabled and caches.admit(key):
                 if body is None:
                     caches.negative[key] = True
                 else:
@@ -385,6 +410,10 @@ def _open_point(path: Path) -> sqlite3.Connection | None:
     db = store.connect_readonly(path)
     db.execute(f"PRAGMA mmap_size={path.stat().st_size + PREWARM_CHUNK}")
     db.execute("PRAGMA query_only=1")
+    # Counting walks every page of the table through this mapping, so each is mapped
+    # into the process now (a minor fault apiece, here in a thread) rather than at the
+    # first request that lands on it, on the loop.
+    db.execute("SELECT count(*) FROM candidates").fetchone()
     return db
 
 

@@ -14,6 +14,7 @@ lookup builds a new :class:`Standing` and serves it with fresh caches, as on act
 from __future__ import annotations
 
 import hashlib
+import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import accumulate, chain
@@ -131,6 +132,19 @@ def _number(hundredths: int) -> float:
     return hundredths / 100
 
 
+# A score or total in a stored body, as it is written there: a JSON key, then a number.
+SCORE = re.compile(rb'"[^"]+":[0-9.]+')
+
+
+_NONE: dict[bytes, bytes] = {}  # a province none of whose candidates has a score
+
+
+def fragment(key: str, hundredths: int) -> bytes:
+    """``b'"toan":7.5'``: how a stored body writes this value of this key (the same
+    ``orjson`` text :mod:`diemthi.bodies` writes), which :meth:`Standing.tail` looks up."""
+    return orjson.dumps(key) + b":" + orjson.dumps(_number(hundredths))
+
+
 def _rank(higher: int, equal: int, of: int, source: str | None = None) -> bytes:
     extra = f',"source":"{source}"' if source else ""
     return f'{{"higher":{higher},"equal":{equal},"of":{of}{extra}}}'.encode()
@@ -172,10 +186,11 @@ class Standing:
         self.tag = tag
         names = provinces(year)
         whole = {key: merge(by_province.values()) for key, by_province in own.items()}
-        # key -> value -> b'"key":{"nation":{...},' ; key -> province -> value -> b'"province":{...}}'
-        self.nation: dict[str, dict[float, bytes]] = {}
-        self.province: dict[str, dict[str, dict[float, bytes]]] = {}
-        self.equivalents: dict[str, dict[float, bytes]] = {}
+        # Keyed by a score as its stored body writes it, b'"toan":7.5' (see :meth:`tail`):
+        # fragment -> b'"toan":{"nation":{...},'; province -> fragment -> b'"province":{...}}'
+        self.nation: dict[bytes, bytes] = {}
+        self.province: dict[str, dict[bytes, bytes]] = {}
+        self.equivalents: dict[bytes, bytes] = {}  # fragment -> b'"toan":7.25'
         nation_ranks: dict[str, dict[int, tuple[int, int, int]]] = {}
         for key, counts in whole.items():
             if this_national and key in this_national:
@@ -183,12 +198,13 @@ class Standing:
             else:
                 ranks, source = ranks_of(counts), "snapshot"
             nation_ranks[key] = ranks
-            self.nation[key] = {_number(v): b'"' + key.encode() + b'":{"nation":'
-                                + _rank(*r, source) + b"," for v, r in ranks.items()}
-            self.province[key] = {
-                province: {_number(v): b'"province":' + _rank(*r) + b"}"
-                           for v, r in ranks_of(counts_p).items()}
-                for province, counts_p in own[key].items()}
+            name = b'"' + key.encode() + b'":'
+            for v, r in ranks.items():
+                self.nation[fragment(key, v)] = name + b'{"nation":' + _rank(*r, source) + b","
+            for province, counts_p in own[key].items():
+                local = self.province.setdefault(province, {})
+                for v, r in ranks_of(counts_p).items():
+                    local[fragment(key, v)] = b'"province":' + _rank(*r) + b"}"
         self.previous_year = previous[0] if previous else None
         self.previous_head = b""
         if previous is not None:
@@ -197,9 +213,9 @@ class Standing:
                 last = previous[1].get(key)
                 if not last:
                     continue  # absent last year: left out
-                self.equivalents[key] = {
-                    _number(v): b'"' + key.encode() + b'":' + orjson.dumps(_number(t))
-                    for v, t in equivalents(last, ranks).items()}
+                for v, t in equivalents(last, ranks).items():
+                    self.equivalents[fragment(key, v)] = b'"' + key.encode() + b'":' \
+                        + orjson.dumps(_number(t))
         # the documents are kept as bytes only: as dicts they would weigh ten times more
         self.bodies: dict[str | None, bytes] = {
             None: orjson.dumps(self._document(None, whole, sum(candidates.values())))}
@@ -223,16 +239,19 @@ class Standing:
                                   for key in _order(k for k, c in counts.items() if any(c.values()))}}
 
     def tail(self, province: str, stored: bytes) -> bytes:
-        """``,"ranks":{...}[,"previous_year":{...}]`` for a stored row of ``province``."""
-        doc = orjson.loads(b"{" + stored)
-        items = [*doc["scores"].items(), *doc["combinations"].items()]
-        nation, local = self.nation, self.province
-        out = b',"ranks":{' + b",".join(
-            [nation[key][value] + local[key][province][value] for key, value in items]) + b"}"
+        """``,"ranks":{...}[,"previous_year":{...}]`` for a stored row of ``province``.
+
+        The row's scores and totals are read as the text the importer wrote
+        (``"toan":7.5``; the only numbers a stored body holds, see :mod:`diemthi.bodies`)
+        and each is looked up as it stands: no JSON parsed, two lookups per key.
+        """
+        scores = SCORE.findall(stored)
+        nation, local = self.nation, self.province.get(province, _NONE)
+        out = b',"ranks":{' + b",".join([nation[f] + local[f] for f in scores]) + b"}"
         if self.previous_head:
             equivalents = self.equivalents
             out += self.previous_head + b",".join(
-                [equivalents[key][value] for key, value in items if key in equivalents]) + b"}}"
+                [equivalents[f] for f in scores if f in equivalents]) + b"}}"
         return out
 
     def stats_document(self, scope: str | None) -> dict[str, Any] | None:

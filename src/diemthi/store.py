@@ -210,9 +210,9 @@ class Envelope:
         """The finished JSON body from a stored row (which ends with the closing brace)."""
         province = sbd[:2]
         if self.tail is None:
-            return b'{"sbd":"' + sbd.encode() + self.heads[province] + stored
-        return (b'{"sbd":"' + sbd.encode() + self.heads[province] + stored[:-1]
-                + self.tail(province, stored) + b"}")
+            return b"".join((b'{"sbd":"', sbd.encode(), self.heads[province], stored))
+        return b"".join((b'{"sbd":"', sbd.encode(), self.heads[province], stored[:-1],
+                         self.tail(province, stored), b"}"))
 
 
 @dataclass(frozen=True)
