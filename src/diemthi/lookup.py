@@ -47,6 +47,7 @@ log = logging.getLogger("diemthi.lookup")
 FAULT_CHECK_EVERY = 4096  # on-loop reads between two looks at the major-fault counter
 PREWARM_CHUNK = 1 << 20
 DOORKEEPER_SLOTS = 1 << 20  # 1 MiB; see Caches.admit
+POINT_READ = "SELECT body FROM candidates WHERE sbd = ?"
 
 
 @dataclass
@@ -169,6 +170,7 @@ class Served:
         self.stats = stats
         # Resident: point reads on the loop through this connection (see the module doc).
         self.point = point
+        self.cursor = point.cursor() if point is not None else None
         self.faults = major_faults()
         self.until_check = FAULT_CHECK_EVERY
         self.db: aiosqlite.Connection | None = None  # the off-loop path, opened when needed
@@ -323,12 +325,15 @@ class Served:
         stats.store_reads += 1
         stats.store_keys += 1
         stats.loop_reads += 1
-        row = self.point.execute(  # type: ignore[union-attr]
-            "SELECT body FROM candidates WHERE sbd = ?", (int(sbd),)).fetchone()
+        found = None
+        # one cursor for every point read (none made per read); read to the end, so
+        # that the statement is reset at once
+        for (found,) in self.cursor.execute(POINT_READ, (int(sbd),)):  # type: ignore[union-attr]
+            pass
         self.until_check -= 1
         if not self.until_check:
             self._check_resident()
-        return self.envelope.body(sbd, row[0]) if row is not None else None
+        return self.envelope.body(sbd, found) if found is not None else None
 
     def _check_resident(self) -> None:
         """The kernel may drop pages of a mapped file under memory pressure; a read that
@@ -350,6 +355,7 @@ class Served:
             if await asyncio.to_thread(prewarm, self.info.path):
                 self.faults = major_faults()
                 self.point = point
+                self.cursor = point.cursor() if point is not None else None
                 return
             if point is not None:
                 point.close()
