@@ -158,3 +158,14 @@ def test_one_send_joins_head_and_body_and_passes_the_rest():
     held.write(b"HTTP/1.1 500 Internal Server Error\r\n\r\n")
     held.close()  # an app that gave up after the head: what is held goes first
     assert t2.writes == [b"HTTP/1.1 500 Internal Server Error\r\n\r\n"] and t2.closed
+
+
+@pytest.mark.parametrize("query", [b"year=2025", b"year=20%35", b"year=2+25", b"year=",
+                                   b"x=1&year=2024&year=2025", b"year=abcd", b"year=2025&",
+                                   b"yea=2025", b"year=%32025"])
+def test_the_year_is_read_as_parse_qs_reads_it(query):
+    from urllib.parse import parse_qs
+
+    from diemthi.scores import year_asked
+    years = parse_qs(query.decode("latin-1")).get("year")
+    assert year_asked(query) == (years[-1] if years else None)

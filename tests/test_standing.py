@@ -292,3 +292,20 @@ def test_stats_wait_for_the_release_like_the_scores(data_dir, tmp_path):
         r = httpx.get(url + "/v1/stats/2026/01")
     assert r.status_code == 403 and r.json()["error"]["code"] == "not_published"
     assert r.headers["cache-control"] == "no-store" and int(r.headers["retry-after"]) > 3000
+
+
+def test_a_compact_standing_writes_the_same_tails(data_dir, tmp_path):
+    """Older years keep province ranks as arrays (ready=False): same bytes, every row."""
+    rows = "".join(f"{p}{i:06d},{(i * 7) % 41 / 4},{(i * 3) % 37 / 4},{i % 11},N1\n"
+                   for p in ("01", "04", "08") for i in range(1, 400))
+    f = write(tmp_path / "a.csv", "sbd,toan,ngu_van,ngoai_ngu,ma_ngoai_ngu\n" + rows)
+    info = store.get_snapshot(data_dir, import_files(data_dir, 2026, [f]).snapshot_id)
+    own = store.read_distributions(info.path)
+    provinces = info.manifest["provinces"]
+    ready = standing.Standing(2026, info.id, own, provinces)
+    compact = standing.Standing(2026, info.id, own, provinces, ready=False)
+    assert ready.province and not ready.ranked and compact.ranked and not compact.province
+    db = store.connect_readonly(info.path)
+    for sbd, stored in db.execute("SELECT printf('%08d', sbd), body FROM candidates"):
+        assert compact.tail(sbd[:2], stored) == ready.tail(sbd[:2], stored), sbd
+    db.close()

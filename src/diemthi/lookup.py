@@ -519,6 +519,7 @@ class Lookup:
                 errors[f"pointer {year}"] = str(exc)
                 if year in self.pointers:
                     pointers[year] = self.pointers[year]  # keep what it said last
+        current = self.year if self.year is not None else max(pointers, default=None)
         bases = await asyncio.to_thread(standing.bases_for, self.data_dir,
                                         {y: p.snapshot for y, p in pointers.items()})
         for year, pointer in pointers.items():
@@ -530,7 +531,10 @@ class Lookup:
                                                pointer.snapshot)
                 if info.year != year:
                     raise store.StoreError(f"{info.id} là của năm {info.year}")
-                built = await asyncio.to_thread(standing.build, self.data_dir, basis)
+                # the year asked without ?year= (results day's) gets its rank fragments
+                # written out; older years keep them compact (Standing's doc)
+                built = await asyncio.to_thread(standing.build, self.data_dir, basis,
+                                                year == current)
                 new = await Served.open(info, self.caches, built, batch_size=self.batch_size,
                                         stats=self.stats, basis=basis)
             except Exception as exc:  # noqa: BLE001 - whatever it is, keep serving the rest
