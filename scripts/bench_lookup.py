@@ -246,9 +246,12 @@ def main() -> None:
                     after = ceiling_now()  # bracketed: drift of the machine cancels out
                     ratios[name].append(runs[name][-1]["rps"] / ((before + after) / 2))
                     before = after
+                rss = f", RssAnon {memory_mib(ours.pid)['RssAnon']:.0f} MiB" \
+                    if args.workers == 1 else ""
                 print(f"run {i + 1}: " + ", ".join(
                     f"{k} {runs[k][-1]['rps']:,.0f} req/s ({ratios[k][-1]:.2f}, "
-                    f"p99 {runs[k][-1]['p99'] / 1000:.1f} ms)" for k in ratios), flush=True)
+                    f"p99 {runs[k][-1]['p99'] / 1000:.1f} ms)" for k in ratios) + rss,
+                    flush=True)
             memory = memory_mib(ours.pid)
         finally:
             for p in (ours, ceiling):
