@@ -276,6 +276,10 @@ class Served:
         """The same document as ready JSON bytes."""
         return self.standing.stats_body(scope)
 
+    def has_stats(self, scope: str | None) -> bool:
+        """Whether there is such a document (nothing unpacked to tell)."""
+        return self.standing.has_stats(scope)
+
     def stats_etag(self, scope: str | None) -> bytes:
         return self.etag_prefix + b"stats-" + (scope or "all").encode() + b'"'
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import orjson
+from cachetools import LRUCache
 
 from . import national, store
 from .reference import COMBINATIONS, SUBJECTS, provinces
@@ -140,6 +142,7 @@ SCORE = re.compile(rb'"[^"]+":[0-9.]+')
 
 _NONE: dict[bytes, bytes] = {}  # a province none of whose candidates has a score
 _NOTHING: dict = {}
+STATS_UNPACKED = 8  # phổ điểm documents of one year kept unpacked (~100 KiB each)
 PROVINCE_RANK = b'"province":{"higher":%d,"equal":%d,"of":%d}}'  # as _rank writes it
 
 
@@ -152,6 +155,10 @@ def fragment(key: str, hundredths: int) -> bytes:
 def _rank(higher: int, equal: int, of: int, source: str | None = None) -> bytes:
     extra = f',"source":"{source}"' if source else ""
     return f'{{"higher":{higher},"equal":{equal},"of":{of}{extra}}}'.encode()
+
+
+def _pack(document: dict[str, Any]) -> bytes:
+    return zlib.compress(orjson.dumps(document), 6)
 
 
 def _order(keys: Iterable[str]) -> list[str]:
@@ -200,10 +207,10 @@ class Standing:
         self.nation: dict[bytes, bytes] = {}
         self.parsed: dict[bytes, tuple[str, int]] = {}
         # ready: province -> fragment -> b'"province":{...}}'; else province -> key ->
-        # (ascending values, higher, equal, of), its fragment written per request
+        # (ascending values, candidates at or above each), the fragment written per request
         self.ready = ready
         self.province: dict[str, dict[bytes, bytes]] = {}
-        self.ranked: dict[str, dict[str, tuple[array, array, array, int]]] = {}
+        self.ranked: dict[str, dict[str, tuple[array, array]]] = {}
         self.equivalents: dict[bytes, bytes] = {}  # fragment -> b'"toan":7.25'
         nation_ranks: dict[str, dict[int, tuple[int, int, int]]] = {}
         for key, counts in whole.items():
@@ -223,12 +230,12 @@ class Standing:
                     local = self.province.setdefault(province, {})
                     for v, r in ranks_of(counts_p).items():
                         local[shared[v]] = PROVINCE_RANK % r
-                else:
+                else:  # ascending values; above[i]: candidates at or above the i-th
                     ascending = sorted(counts_p)
-                    table = ranks_of(counts_p)
+                    above = list(accumulate((counts_p[v] for v in reversed(ascending)),
+                                            initial=0))[::-1]
                     self.ranked.setdefault(province, {})[key] = (
-                        array("I", ascending), array("I", (table[v][0] for v in ascending)),
-                        array("I", (counts_p[v] for v in ascending)), sum(counts_p.values()))
+                        array("H", ascending), array("I", above))
         self.previous_year = previous[0] if previous else None
         self.previous_head = b""
         if previous is not None:
@@ -240,19 +247,22 @@ class Standing:
                 for v, t in equivalents(last, ranks).items():
                     self.equivalents[fragment(key, v)] = b'"' + key.encode() + b'":' \
                         + orjson.dumps(_number(t))
-        # the documents are kept as bytes only: as dicts they would weigh ten times more
-        self.bodies: dict[str | None, bytes] = {
-            None: orjson.dumps(self._document(None, whole, sum(candidates.values())))}
+        # The documents are kept as compressed bytes: as dicts they would weigh ten times
+        # more, as plain JSON ~100 KiB a province (84 MiB for eleven years); the few
+        # asked lately are kept unpacked.
+        self.packed: dict[str | None, bytes] = {}
+        self.unpacked: LRUCache = LRUCache(maxsize=STATS_UNPACKED)
+        self.packed[None] = _pack(self._document(None, whole, sum(candidates.values())))
         by_province: dict[str, dict[str, Counts]] = {}
         for key, parts in own.items():
             for province, counts in parts.items():
                 by_province.setdefault(province, {})[key] = counts
         for province, counts in sorted(by_province.items()):
-            self.bodies[province] = orjson.dumps(self._document(
+            self.packed[province] = _pack(self._document(
                 {"code": province, "name": names.get(province, "?")}, counts,
                 candidates.get(province, 0)))
         if this_national:
-            self.bodies[NATIONAL] = orjson.dumps(
+            self.packed[NATIONAL] = _pack(
                 self._document(None, this_national, None, NATIONAL))
 
     def _document(self, province: dict | None, counts: dict[str, Counts],
@@ -281,9 +291,10 @@ class Standing:
             parts = []
             for f in scores:
                 key, v = parsed[f]
-                values, higher, equal, of = ranked[key]
+                values, above = ranked[key]
                 i = bisect_left(values, v)
-                parts.append(nation[f] + PROVINCE_RANK % (higher[i], equal[i], of))
+                parts.append(nation[f] + PROVINCE_RANK % (
+                    above[i + 1], above[i] - above[i + 1], above[0]))
         out = b',"ranks":{' + b",".join(parts) + b"}"
         if self.previous_head:
             equivalents = self.equivalents
@@ -294,11 +305,20 @@ class Standing:
     def stats_document(self, scope: str | None) -> dict[str, Any] | None:
         """The document of ``GET /v1/stats/{year}[/{scope}]``, a new dict each call: scope
         None (the whole snapshot), a province code, or ``"national"``; None when none."""
-        body = self.bodies.get(scope)
+        body = self.stats_body(scope)
         return None if body is None else orjson.loads(body)
 
     def stats_body(self, scope: str | None) -> bytes | None:
-        return self.bodies.get(scope)
+        body = self.unpacked.get(scope)
+        if body is None:
+            packed = self.packed.get(scope)
+            if packed is None:
+                return None
+            body = self.unpacked[scope] = zlib.decompress(packed)
+        return body
+
+    def has_stats(self, scope: str | None) -> bool:
+        return scope in self.packed
 
 
 def text_report(doc: dict[str, Any], width: int = 40) -> list[str]:

@@ -409,10 +409,10 @@ class Pages:
         """The selector's choices: everyone, the nation's published figures, each province."""
         served = kept.served
         choices = [("", f"Tất cả thí sinh ({kept.where})")]
-        if stats_document(served, NATIONAL):
+        if served.has_stats(NATIONAL):
             choices.append((NATIONAL, "Cả nước (số liệu Bộ GD&ĐT)"))
         for code, name in provinces(served.envelope.year).items():
-            if stats_document(served, code):
+            if served.has_stats(code):
                 choices.append((code, name))
         return choices
 
@@ -477,7 +477,7 @@ class Rendered:
         self.national = (stats_document(served, NATIONAL) or {}).get("distributions") or {}
         self.own = (stats_document(served, None) or {}).get("distributions") or {}
         present = [name for code, name in provinces(served.envelope.year).items()
-                   if stats_document(served, code)]
+                   if served.has_stats(code)]
         #: how the whole snapshot is called: 'cả nước', or its one province's name
         self.where = present[0] if len(present) == 1 else "cả nước"
 
