@@ -375,7 +375,7 @@ def _serve_options(command: Any) -> Any:
         ("reload-interval", str, "DURATION", "How often to check the activation pointers "
          "[env DIEMTHI_RELOAD_INTERVAL; 2s]."),
         ("cache-size", click.IntRange(0), "N", "Responses cached, all years together "
-         "[env DIEMTHI_CACHE_SIZE; 100000]."),
+         "[env DIEMTHI_CACHE_SIZE; 60000]."),
         ("negative-cache-size", click.IntRange(0), "N", "Unknown SBDs remembered, all years "
          "together [env DIEMTHI_NEGATIVE_CACHE_SIZE; 50000]."),
         ("page-cache-size", click.IntRange(0), "N", "Result pages kept per snapshot, as "

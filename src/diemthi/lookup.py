@@ -46,7 +46,7 @@ log = logging.getLogger("diemthi.lookup")
 
 FAULT_CHECK_EVERY = 4096  # on-loop reads between two looks at the major-fault counter
 PREWARM_CHUNK = 1 << 20
-DOORKEEPER_SLOTS = 1 << 20  # 1 MiB; see Caches.admit
+DOORKEEPER_SLOTS = 1 << 22  # 4 MiB; see Caches.admit
 POINT_READ = "SELECT body FROM candidates WHERE sbd = ?"
 
 
@@ -68,7 +68,7 @@ class Caches:
     """The LRUs of finished bodies and of unknown SBDs, shared by the served snapshots,
     and the doorkeeper that decides what a point read may put into them."""
 
-    size: int = 100_000
+    size: int = 60_000
     negative_size: int = 50_000
     bodies: LRUCache = field(init=False)
     negative: LRUCache = field(init=False)
@@ -91,15 +91,16 @@ class Caches:
         A point read of a resident snapshot costs about what an LRU insert and its
         eviction cost, so caching an SBD asked once buys nothing and pushes out one that
         is asked again and again; a crawler walking every SBD then leaves the hot set in
-        place. A student who comes back is cached from the second read. The slots are
-        forgotten once half are set, so that false "seen before" stay rare.
+        place. A student who comes back is cached from the second read, if it comes
+        within the next ~500,000 first reads: the slots are forgotten once an eighth are
+        set, so that a false "seen before" stays under one in eight.
         """
         slot = hash(key) & (DOORKEEPER_SLOTS - 1)
         if self.seen[slot]:
             return True
         self.seen[slot] = 1
         self.marked += 1
-        if self.marked >= DOORKEEPER_SLOTS // 2:
+        if self.marked >= DOORKEEPER_SLOTS // 8:
             self.seen[:] = bytes(DOORKEEPER_SLOTS)
             self.marked = 0
         return False
@@ -437,7 +438,7 @@ class Lookup:
     """
 
     data_dir: Path
-    cache_size: int = 100_000
+    cache_size: int = 60_000
     negative_cache_size: int = 50_000
     batch_size: int = 256
     year: int | None = None  # the exam year answered without ?year=; None: latest pointer

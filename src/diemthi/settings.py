@@ -80,7 +80,7 @@ class Settings:
     workers: int = 1
     # cache: ready response bytes per snapshot
     # known SBDs; ~1.2 KB each with ranks and equivalents (a full cache ~120 MiB)
-    cache_size: int = 100_000
+    cache_size: int = 60_000
     negative_cache_size: int = 50_000  # unknown SBDs (404s)
     batch_size: int = 256  # cache misses sent to SQLite in one round trip, at most
     max_age: int = 300  # Cache-Control max-age, seconds
