@@ -332,19 +332,40 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
+def _paused_mid_import(data_dir: Path, tmp_path: Path, *flags: str
+                       ) -> tuple[subprocess.Popen, list[int]]:
+    """An import stopped (SIGSTOP) while its partial snapshot exists (and, given
+    ``--jobs``, its workers run), and those workers: a signal sent now lands mid-import however fast or loaded the
+    machine is. An import that ends before it can be paused proves nothing, so it is run
+    again on a file twice as big (a bounded number of times)."""
+    folder = store.snapshots_dir(data_dir)
+    rows = 200_000
+    for attempt in range(6):
+        big = write_csv(tmp_path / f"big{attempt}.csv", rows, seed=6)
+        proc = subprocess.Popen([sys.executable, "-m", "diemthi", "import", "--data-dir",
+                                 str(data_dir), "--year", "2026", *flags, str(big)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        workers: list[int] = []
+        while proc.poll() is None and not ((workers or "--jobs" not in flags)
+                                           and list(folder.glob(".*.partial"))):
+            workers = _children(proc.pid)
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGSTOP)
+        if proc.poll() is None and list(folder.glob(".*.partial")) \
+                and not list(folder.glob("*.sqlite")):
+            return proc, workers  # stopped before it could finish: truly mid-import
+        proc.send_signal(signal.SIGCONT)
+        proc.wait()
+        for path in folder.iterdir():
+            path.unlink()
+        rows *= 2
+    pytest.fail("every import ended before it could be paused")
+
+
 def test_sigkill_takes_the_workers_and_the_next_import_cleans_up(data_dir, tmp_path):
-    big = write_csv(tmp_path / "big.csv", 400_000, seed=4)
-    proc = subprocess.Popen([sys.executable, "-m", "diemthi", "import", "--data-dir",
-                             str(data_dir), "--year", "2026", "--jobs", "2", str(big)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    workers: list[int] = []
-    while time.monotonic() < deadline and not (
-            workers and list(store.snapshots_dir(data_dir).glob(".*.partial"))):
-        workers = _children(proc.pid)
-        time.sleep(0.02)
+    proc, workers = _paused_mid_import(data_dir, tmp_path, "--jobs", "2")
     assert workers, "the import never started its workers"
-    proc.kill()
+    proc.kill()  # a stopped process dies of SIGKILL all the same
     proc.wait()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not all(map(_gone, workers)):
@@ -369,17 +390,11 @@ def test_workers_leave_ctrl_c_to_the_parent():
 
 
 def test_sigterm_mid_import_leaves_no_partial(data_dir, tmp_path):
-    big = write_csv(tmp_path / "big.csv", 400_000, seed=6)
-    proc = subprocess.Popen([sys.executable, "-m", "diemthi", "import", "--data-dir",
-                             str(data_dir), "--year", "2026", str(big)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    folder = store.snapshots_dir(data_dir)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(folder.glob(".*.partial")):
-        time.sleep(0.02)
-    proc.terminate()
-    assert proc.wait(timeout=60) != 0
-    assert list(folder.iterdir()) == []
+    proc, _ = _paused_mid_import(data_dir, tmp_path)
+    proc.terminate()  # delivered when it runs again, mid-import
+    proc.send_signal(signal.SIGCONT)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(store.snapshots_dir(data_dir).iterdir()) == []
 
 
 # --- workbooks of several sheets (issue 16) ----------------------------------------------

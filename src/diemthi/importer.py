@@ -375,7 +375,10 @@ class _Inline(Executor):
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
         future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - raised by result(), as a worker's would be
+            future.set_exception(exc)
         return future
 
 
@@ -388,6 +391,8 @@ def _worker_init(parent: int) -> None:
     parent reacts; it cancels what is queued and the workers finish their chunk and exit.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)  # held by the parent while forking
     try:  # PR_SET_PDEATHSIG: the kernel kills us when the parent dies, even by SIGKILL
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
@@ -396,9 +401,28 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
 def _pool(workers: int) -> Executor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_worker_init, initargs=(os.getpid(),))
+    """Worker processes, all forked here with SIGINT and SIGTERM held.
+
+    A signal whose handler runs while fork() calls its at-fork hooks is swallowed by them
+    ("Exception ignored in _releaseLock"): the import carried on as if never signalled, or
+    stopped with a half-made pool whose worker the exit then waited for, forever. Held,
+    the signal lands once the pool is whole, where the import's clean-up handles it; the
+    pool's threads, started meanwhile, keep it held, so it reaches the main thread.
+    """
+    held = hasattr(signal, "pthread_sigmask")
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD) if held else set()
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        pool.submit(int)  # with "fork", the first task starts every worker and the manager
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    return pool
 
 
 def _sha256(path: Path) -> str:
@@ -583,34 +607,41 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
     if workers > 1 and total > (4 << 20):
         pool = _pool(workers)
     writer: store.SnapshotWriter | None = None
-    order = 0
+    # Chunks flow through the workers without a pause between files or sheets; the parent
+    # takes their results in file order, a bounded number ahead: memory stays flat.
+    pending: deque[tuple[Future, _Job]] = deque()
+    bars = _Bars(progress)
+
+    def take() -> None:
+        future, job = pending.popleft()
+        try:
+            converted = future.result()
+        except DialectError as exc:  # a file unreadable further down than its head
+            raise _Unreadable(job.table.path.name, exc) from exc
+        totals.absorb(converted, writer, job.plan, job.summaries, job.order)
+        bars.update(job.table, job.size)
+
     try:
         writer = store.SnapshotWriter(data_dir, snapshot_id)
-        for table, summary in zip(tables, summaries):
-            bar = progress(table) if progress else None
-            for part in table.parts:
-                plan = _plan(table, part, year)
-                sheet = SheetSummary(part.sheet)
-                if table.kind == "xlsx":
-                    summary.sheets.append(sheet)
-                order += 1 << 32  # rows are ordered by (part, line)
-                pending: deque[tuple[Future, int]] = deque()  # bounded: memory stays flat
-                for chunk in chain(part.chunks(), [None]):  # None: the end, take the rest
-                    if chunk is not None:
-                        pending.append((pool.submit(convert_chunk, plan, chunk),
-                                        len(chunk.data)))
-                    while pending and (chunk is None or len(pending) > 2 * workers):
-                        future, size = pending.popleft()
-                        totals.absorb(future.result(), writer, plan, (summary, sheet), order)
-                        if bar is not None:
-                            bar.update(size)  # type: ignore[attr-defined]
-            if bar is not None:
-                bar.close()  # type: ignore[attr-defined]
-    except DialectError as exc:  # a file unreadable further down than its head
+        try:
+            for job, chunk in _jobs(tables, summaries, year):
+                pending.append((pool.submit(convert_chunk, job.plan, chunk), job))
+                while len(pending) > 2 * workers:
+                    take()
+        except _Unreadable:
+            while pending:
+                take()  # an earlier file's error is the one to report
+            raise
+        while pending:
+            take()
+        bars.close()
+    except _Unreadable as exc:
+        bars.close()
         writer.abort()  # type: ignore[union-attr]
         report.close()
-        raise ImportRefused(f"{table.path.name}: {exc}; không tạo bản chụp nào") from exc
+        raise ImportRefused(f"{exc.name}: {exc.error}; không tạo bản chụp nào") from exc
     except BaseException:
+        bars.close()
         if writer is not None:
             writer.abort()  # Ctrl-C or a crash: no partial file stays behind
         report.close()
@@ -654,6 +685,66 @@ def finish(data_dir: Path, writer: store.SnapshotWriter, manifest: dict,
         store.activate(data_dir, writer.id)
         result.activated = True
     return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Where a chunk's rows go: its file, sheet, plan and place in the import's order."""
+
+    table: Table
+    plan: Plan
+    summaries: tuple[FileSummary, SheetSummary]
+    order: int  # rows are ordered by (part, line): order | line
+    size: int  # bytes, for progress
+
+
+class _Unreadable(Exception):
+    """A file turned out unreadable past its head (while cut into chunks or converted)."""
+
+    def __init__(self, name: str, error: DialectError):
+        super().__init__(f"{name}: {error}")
+        self.name, self.error = name, error
+
+
+def _jobs(tables: list[Table], summaries: list[FileSummary], year: int
+          ) -> Iterator[tuple[_Job, Chunk]]:
+    """Every chunk of every file and sheet, in order, with where its rows go."""
+    order = 0
+    for table, summary in zip(tables, summaries):
+        for part in table.parts:
+            plan = _plan(table, part, year)
+            sheet = SheetSummary(part.sheet)
+            if table.kind == "xlsx":
+                summary.sheets.append(sheet)
+            order += 1 << 32
+            try:
+                for chunk in part.chunks():
+                    yield _Job(table, plan, (summary, sheet), order, len(chunk.data)), chunk
+            except DialectError as exc:
+                raise _Unreadable(table.path.name, exc) from exc
+
+
+class _Bars:
+    """One progress bar per file, opened at its first converted chunk (files are taken in
+    order, so one bar is open at a time)."""
+
+    def __init__(self, progress: ProgressFactory | None):
+        self.progress = progress
+        self.table: Table | None = None
+        self.bar: object | None = None
+
+    def update(self, table: Table, size: int) -> None:
+        if self.progress is None:
+            return
+        if table is not self.table:
+            self.close()
+            self.table, self.bar = table, self.progress(table)
+        self.bar.update(size)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()  # type: ignore[attr-defined]
+        self.table = self.bar = None
 
 
 def _same_as_active(data_dir: Path, year: int, summaries: list[FileSummary],
