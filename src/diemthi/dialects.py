@@ -692,13 +692,24 @@ def _last_row_start(data: bytes) -> int:
     return at
 
 
+_NUMBERED_ROW = re.compile(rb'<row\b[^>]*?\sr="(\d+)"')
+
+
 def _sheet_chunks(path: Path, member: str, book: str, sheet: str, after_row: int,
-                  sbd_column: int, width: int) -> Iterator[XlsxChunk]:
+                  sbd_column: int, width: int, block_bytes: int = 1 << 20
+                  ) -> Iterator[XlsxChunk]:
     next_row = 1
-    for data in _inflate(path, member, _last_row_start, sheet):
+    for data in _inflate(path, member, _last_row_start, sheet, block_bytes):
         yield XlsxChunk(data, book, sheet, after_row, sbd_column, width, next_row)
-        next_row += data.count(b"<row ") + data.count(b"<row>") + (
-            len(_ROW_START.findall(data)) if b":row" in data else 0)
+        # The row after the chunk's last: its number, when it has one, is found from the end
+        # at once; counting every row costs the parent three scans of the chunk.
+        last = _NUMBERED_ROW.match(data, max(data.rfind(b"<row "), 0))
+        if last is not None and b"<row>" not in data[last.end():] \
+                and b":row" not in data[last.end():]:
+            next_row = int(last.group(1)) + 1
+        else:
+            next_row += data.count(b"<row ") + data.count(b"<row>") + (
+                len(_ROW_START.findall(data)) if b":row" in data else 0)
 
 
 def _head_rows(path: Path, member: str, book: str, sheet: str, sbd_column: int
@@ -706,7 +717,7 @@ def _head_rows(path: Path, member: str, book: str, sheet: str, sbd_column: int
     """The first non-empty rows of a sheet (enough to find its header), no more."""
     out: list[tuple[int, list[str]]] = []
     read = 0
-    for chunk in _sheet_chunks(path, member, book, sheet, 0, sbd_column, 0):
+    for chunk in _sheet_chunks(path, member, book, sheet, 0, sbd_column, 0, 1 << 16):
         out += zip(*chunk.table())  # type: ignore[arg-type]
         read += len(chunk.data)
         if len(out) >= _HEAD_ROWS or read > 4 * MAX_RECORD_BYTES:
