@@ -207,6 +207,29 @@ def test_parallel_and_inline_build_identical_snapshots(data_dir, tmp_path):
         assert orjson.loads(b'{"sbd":"x",' + stored)["scores"]
 
 
+def test_rows_the_fast_way_takes_for_others_are_read_cell_by_cell(data_dir, tmp_path,
+                                                                   monkeypatch):
+    """The converter recognises a row by which cells are filled; a row filled the same
+    way but with a status, padding, an unseen cell or a language to tidy must still come
+    out as its own cells say, with a memo too small to remember anything past a chunk."""
+    from diemthi import importer
+
+    monkeypatch.setattr(importer, "_MEMO_LIMIT", 1)
+    f = write(tmp_path / "a.csv", HEADER
+              + "01000001,7,8,,,,,,,N1\n"  # teaches the fast way this pattern
+              + "01000002,Vắng,8,,,,,,,N1\n"  # filled alike, a status
+              + "01000003, 7 ,8,,,,,,,N1\n"  # filled alike, padding
+              + "01000004,7.25,8,,,,,,, n1\n"  # an unseen score, a language to tidy
+              + "01000005,7,8,,,,,,,N1\n")  # the fast way again
+    import_files(data_dir, 2026, [f], activate=True)
+    assert body(data_dir, "01000002")["statuses"] == {"toan": "absent"}
+    assert body(data_dir, "01000002")["scores"] == {"ngu_van": 8.0}
+    assert body(data_dir, "01000003")["scores"] == {"toan": 7.0, "ngu_van": 8.0}
+    assert body(data_dir, "01000004")["scores"] == {"toan": 7.25, "ngu_van": 8.0}
+    assert body(data_dir, "01000004")["foreign_language"]["code"] == "N1"
+    assert body(data_dir, "01000005") == {**body(data_dir, "01000001"), "sbd": "01000005"}
+
+
 def test_manifest(data_dir, tmp_path):
     f = write(tmp_path / "a.csv", HEADER + "01000001,7,8,,,,,,,\n")
     result = import_files(data_dir, 2026, [f])
