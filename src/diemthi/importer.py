@@ -222,17 +222,19 @@ class _Converter:
         out.rows = len(good) + out.bad_rows
         for n, count in Counter(map(floordiv, out.sbds, repeat(1_000_000))).items():
             out.provinces[f"{n:02d}"] = count
-        memo_get = self.memo.__getitem__
+        memo_get, counts = self.memo.__getitem__, out.counts
         for (_, _, province), (fmt, seen) in groups.items():
             if not seen:
                 continue
             # each filled column once, in hundredths; every cell of it is in the memo
             column = {i: list(map(memo_get, map(itemgetter(i), seen))) for i in fmt.taken}
+            # Counter.update of an iterable counts in C, into the chunk's one Counter per
+            # (key, province): no Counter per group merged item by item
             for i in fmt.taken:
-                _merge(out.counts, (self.keys[i], province), Counter(column[i]))
+                _counter(counts, (self.keys[i], province)).update(column[i])
             for code, positions in fmt.combinations:
-                _merge(out.counts, (code, province),
-                       Counter(map(sum, zip(*[column[i] for i in positions]))))
+                _counter(counts, (code, province)).update(
+                    map(sum, zip(*[column[i] for i in positions])))
             seen.clear()
         if len(self.memo) > _MEMO_LIMIT:
             self.memo.clear()  # garbage beyond the limit is parsed again, memory stays flat
@@ -326,6 +328,13 @@ class _Converter:
                 continue
             taken.append(i)
         return tuple(taken), statuses
+
+
+def _counter(counts: dict[tuple[str, str], Counter], key: tuple[str, str]) -> Counter:
+    found = counts.get(key)
+    if found is None:
+        found = counts[key] = Counter()
+    return found
 
 
 def _merge(into: dict[tuple[str, str], Counter], key: tuple[str, str], counted: Counter) -> None:
