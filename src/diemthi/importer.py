@@ -129,7 +129,8 @@ class _Format:
     combinations: list[tuple[str, list[int]]]  # code -> the positions of its three subjects
 
 
-_MARKS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # one per subject column
+# One letter per subject column of a plan: a header names each subject once (13 at most).
+_MARKS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class _Converter:
@@ -149,8 +150,6 @@ class _Converter:
     def __init__(self, plan: Plan):
         self.plan = plan
         self.keys = [key for _, key, _ in plan.subjects]
-        if len(self.keys) > len(_MARKS):
-            raise ValueError("too many subject columns")  # the header allows 13
         self.provinces = set(provinces(plan.year))
         self.languages = LANGUAGES  # code -> name
         idxs = [idx for idx, _, _ in plan.subjects]
@@ -237,7 +236,7 @@ class _Converter:
                     map(sum, zip(*[column[i] for i in positions])))
             seen.clear()
         if len(self.memo) > _MEMO_LIMIT:
-            self.memo.clear()  # garbage beyond the limit is parsed again, memory stays flat
+            self.memo.clear()  # a file of countless spellings starts it again: memory stays flat
         return out
 
     def slow_row(self, line: int, cells: list[str], out: ChunkResult, good: list[str]
