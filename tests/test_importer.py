@@ -423,7 +423,7 @@ def test_sigterm_mid_import_leaves_no_partial(data_dir, tmp_path):
 # --- workbooks of several sheets (issue 16) ----------------------------------------------
 
 def test_two_sheet_workbook_rows_per_sheet_and_errors_naming_the_sheet(data_dir, tmp_path):
-    from tests.test_dialects import write_book
+    from tests.test_xlsx import write_book
 
     sheet2 = [["SBD", "Toán", "Ngữ văn"]] + [[f"010{i:05d}", 5, 6] for i in range(100, 115)]
     sheet2.append(["01000001", 9, 9])  # row 17: already on Sheet1
