@@ -11,7 +11,12 @@ SYSTEM_PACKAGES := prometheus systemd chromium fonts-dejavu-core nginx-light wrk
 
 .PHONY: setup run import-sample test bench loadtest sample clean lock wheelhouse miniapp
 
+# The editable install leaves our sources uncompiled, and where PYTHONDONTWRITEBYTECODE is
+# set nothing caches them: every command would compile ~6,000 lines again (30 ms of each
+# `diemthi import`'s start). compileall writes the .pyc files, as installing a wheel does,
+# and only for what changed since.
 setup: $(STAMP)
+	$(BIN)/python -m compileall -q src
 
 # The venv holds exactly the locked versions (hashes checked); the project itself is
 # installed editable on top, without resolving anything again.

@@ -41,3 +41,23 @@ def test_every_pattern_matches_orjson_dumps():
 def test_names_are_text_never_code_or_directives(key):
     fn = body_formatter([key], ("N9", "100% %s"), [("X%d", [0])])
     assert b"{" + fn([150]).encode() == plain([key], ("N9", "100% %s"), [("X%d", [0])], [150])
+
+
+def test_a_row_of_cells_gives_the_same_body_as_its_scores():
+    rng = random.Random(13)
+    subjects = list(SUBJECTS)
+    hundredths = {f"{h / 100:g}": h for h in range(MAX_SCORE + 1)}
+    texts = list(hundredths)
+    for _ in range(200):
+        keys = rng.sample(subjects, rng.randint(1, len(subjects)))
+        cells = sorted(rng.sample(range(20), len(keys)))
+        combinations = [(c.code, [keys.index(k) for k in c.subjects])
+                        for c in COMBINATIONS.values() if set(keys) >= set(c.subjects)]
+        by_scores = body_formatter(keys, None, combinations)
+        by_cells = body_formatter(keys, None, combinations, cells, hundredths)
+        row = [rng.choice(["", "Vắng"]) for _ in range(20)]
+        for i in cells:
+            row[i] = rng.choice(texts)
+        assert by_cells(tuple(row)) == by_scores([hundredths[row[i]] for i in cells])
+    with pytest.raises(KeyError):  # a cell never seen: the caller's slow way
+        body_formatter(["toan"], None, [], [0], hundredths)(("7,5",))

@@ -120,7 +120,7 @@ def test_activate_with_an_absurd_id_is_refused_not_a_traceback(data_dir):
 
 
 def test_import_output_names_sheets_and_skip_unchanged(data_dir, tmp_path):
-    from tests.test_dialects import write_book
+    from tests.test_xlsx import write_book
 
     book = write_book(tmp_path / "b.xlsx", {"Sheet1": [["SBD", "Toán"], ["01000001", 5]],
                                             "Sheet2": [["01000002", 6]],

@@ -13,7 +13,7 @@ else; ``tests/test_bodies.py`` checks it against plain ``orjson.dumps`` of the d
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import orjson
 
@@ -22,11 +22,13 @@ MAX_SCORE = 1000  # a score in hundredths: 0..10.00
 SCORE_TEXT = [orjson.dumps(h / 100).decode() for h in range(MAX_SCORE + 1)]
 TOTAL_TEXT = [orjson.dumps(h / 100).decode() for h in range(3 * MAX_SCORE + 1)]
 
-Formatter = Callable[[Sequence[int]], str]
+Formatter = Callable[[Sequence], str]  # scores in hundredths, or a row's cells
 
 
 def body_formatter(keys: Sequence[str], language: tuple[str, str] | None,
-                   combinations: Sequence[tuple[str, Sequence[int]]]) -> Formatter:
+                   combinations: Sequence[tuple[str, Sequence[int]]],
+                   cells: Sequence[int] | None = None,
+                   hundredths: Mapping[str, int] | None = None) -> Formatter:
     """The function that writes the stored body from a row's scores in hundredths.
 
     ``keys`` are the subjects sat, in order; ``language`` is ``(code, name)`` or None;
@@ -38,18 +40,29 @@ def body_formatter(keys: Sequence[str], language: tuple[str, str] | None,
             % (S[v[0]], S[v[1]], S[v[2]], T[v[0]+v[1]+v[2]],)
 
     where ``S`` and ``T`` are :data:`SCORE_TEXT` and :data:`TOTAL_TEXT`.
+
+    With ``cells`` (where each key's cell is in the row, here ``[1, 4, 5]``) and
+    ``hundredths`` (``H``: a cell's text → its score) the function takes the row's cells
+    as read, and the importer's hot loop builds no list of scores per row::
+
+        lambda v: '...' % (S[H[v[1]]], S[H[v[4]]], S[H[v[5]]], T[H[v[1]]+H[v[4]]+H[v[5]]],)
+
+    A cell not in ``hundredths`` raises KeyError: the caller parses that row the slow way.
     """
     scores = ",".join(f"{_key(key)}:%s" for key in keys)
     foreign = "" if language is None else ',"foreign_language":' + orjson.dumps(
         {"code": language[0], "name": language[1]}).decode()
     template = ('"scores":{' + scores + "}" + _literal(foreign) + ',"combinations":{'
                 + ",".join(f"{_key(code)}:%s" for code, _ in combinations) + "}}")
-    args = [f"S[v[{j}]]" for j in range(len(keys))]
-    args += ["T[" + "+".join(f"v[{int(i)}]" for i in positions) + "]"
+    value = ([f"v[{j}]" for j in range(len(keys))] if cells is None
+             else [f"H[v[{int(i)}]]" for i in cells])
+    args = [f"S[{v}]" for v in value]
+    args += ["T[" + "+".join(value[int(i)] for i in positions) + "]"
              for _, positions in combinations]
     source = f"lambda v: {template!r} % ({', '.join(args)},)" if args \
         else f"lambda v: {template!r}"
-    return eval(source, {"S": SCORE_TEXT, "T": TOTAL_TEXT})  # noqa: S307 - our text only
+    return eval(source, {"S": SCORE_TEXT, "T": TOTAL_TEXT,  # noqa: S307 - our text only
+                         "H": hundredths})
 
 
 def _key(name: str) -> str:

@@ -59,12 +59,11 @@ class Candidate:
             self.statuses[key] = value
             self.scores.pop(key, None)
 
-    def body(self, converter: _Converter, province: str) -> bytes:
+    def body(self, converter: _Converter) -> bytes:
         """The stored body, built as the importer builds it (totals included)."""
         taken = tuple(i for i, k in enumerate(_KEYS) if k in self.scores)
-        fmt, _ = converter.patterns.get((taken, self.language, province)) or \
-            converter.pattern(taken, self.language, province)
-        text = fmt([self.scores[_KEYS[i]] for i in taken])[:-1]
+        text = converter.body(taken, self.language,
+                              [self.scores[_KEYS[i]] for i in taken])[:-1]
         if self.statuses:
             text += ',"statuses":' + orjson.dumps(self.statuses).decode()
         return (text + ',"updated_after_appeal":true}').encode()
@@ -146,7 +145,7 @@ def _build(data_dir: Path, year: int, base_id: str, files: list[Path], *, activa
     converter = _Converter(Plan("", year, (0, SBD), _SUBJECT_COLUMNS, None, len(_KEYS)))
     store.clean_partials(data_dir)
     writer = store.SnapshotWriter(data_dir, snapshot_id)
-    bodies = [c.body(converter, f"{sbd:08d}"[:2]) for sbd, c in changed.items()]
+    bodies = [c.body(converter) for sbd, c in changed.items()]
     try:
         writer.copy_from(base.path)
         writer.replace(list(changed), bodies)

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import click
 import orjson
 
-from . import (backup as backup_mod, changes, history, importer, messages, national, server,
+from . import (backup as backup_mod, changes, history, importer, messages, national,
                settings as settings_mod, standing, store)
 from .files import PRIVATE_UMASK, exposed_secrets
 from .reference import SUBJECTS, provinces
@@ -399,6 +399,8 @@ def serve(data_dir: Path | None, **flags: Any) -> None:
     Every flag has a DIEMTHI_* variable; the chatbot's settings are variables only
     (see README).
     """
+    from . import server  # uvicorn and its world: not loaded by the other commands
+
     flags = {"data_dir": data_dir, **flags}
     settings = _settings(**flags)
     for path in exposed_secrets(settings.data_dir):

@@ -1,7 +1,8 @@
 """Recognising the dialects score files come in: headers, encodings, delimiters, XLSX.
 
 Everything that guesses about a file's shape lives here, so the importer sees one thing:
-a :class:`Table` with known columns and an iterator of row chunks.
+a :class:`Table` with known columns and an iterator of row chunks. Reading a workbook's
+XML, streamed, is :mod:`diemthi.xlsx`; the caps every reader keeps, :mod:`diemthi.limits`.
 """
 
 from __future__ import annotations
@@ -9,20 +10,18 @@ from __future__ import annotations
 import codecs
 import csv
 import functools
-import html
 import io
-import math
 import re
 import unicodedata
-import zipfile
-import zlib
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, Union
 
+from . import xlsx
+from .limits import HEAD_ROWS, MAX_COLUMNS, MAX_RECORD_BYTES, MAX_ROWS, DialectError, shown
 from .reference import SUBJECTS
 from .sbd import is_sbd
+from .xlsx import XlsxChunk
 
 #: Canonical column keys besides the subjects.
 SBD = "sbd"
@@ -62,10 +61,6 @@ _FOLDED = {fold_header(alias): key for key, aliases in _ALIASES.items()
            for alias in (key, *aliases)}
 
 
-class DialectError(ValueError):
-    """The file cannot be read as a score table; the message is for staff (Vietnamese)."""
-
-
 def parse_maps(maps: list[str]) -> dict[str, str]:
     """``['Điểm Toán=toan', ...]`` → folded header → key, refusing unknown keys."""
     out = {}
@@ -95,27 +90,8 @@ def recognise(header: str, maps: dict[str, str]) -> str | None:
 
 OLD_SUFFIX = "_cu"
 
-#: A record longer than this is refused: no score row comes near it, and it bounds memory
-#: whatever the input (a 200 MB line, a quote that is never closed).
-MAX_RECORD_BYTES = 1 << 20
 #: csv's own cap on one field, refused with the line instead of a traceback.
 MAX_FIELD_CHARS = csv.field_size_limit()
-#: XLSX caps, checked before reading: the zip's declared sizes bound what it inflates.
-MAX_SHEET_XML_BYTES = 2 << 30
-MAX_INFLATE_RATIO = 200  # real sheets inflate 5–30x; a zip bomb, hundreds or thousands
-MAX_COLUMNS = 1024
-MAX_ROWS = 1_048_576  # Excel's own last row
-
-
-def shown(text: object, limit: int = 40) -> str:
-    """A cell as it may be echoed to a terminal or a report: no control characters, short."""
-    text = str(text)
-    if len(text) > limit:
-        text = text[:limit] + f"… ({len(text)} ký tự)"
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
-                   else f"\\u{ord(c):04x}" for c in text)
 
 
 @dataclass(frozen=True)
@@ -163,24 +139,6 @@ class RowsChunk:
 
     def table(self) -> tuple[Sequence[int], list[list[str]]]:
         return [n for n, _ in self.data], [cells for _, cells in self.data]
-
-
-@dataclass(frozen=True)
-class XlsxChunk:
-    """Whole ``<row>`` elements of one sheet's XML, parsed where the work is done."""
-
-    data: bytes
-    book: str  # key of the workbook's shared strings in _BOOKS (inherited by workers)
-    sheet: str
-    after_row: int  # rows up to this one (title, header) are not data
-    sbd_column: int  # a number there lost its leading zero
-    width: int  # header cells: rows are padded to it (XLSX leaves trailing cells out)
-    next_row: int  # the row number of the first <row> without an r attribute
-
-    def table(self) -> tuple[Sequence[int], list[list[str]]]:
-        strings = _BOOKS[self.book]
-        plain = _xlsx_rows_plain(self, strings)
-        return plain if plain is not None else _xlsx_rows(self, strings)
 
 
 Chunk = Union[CsvChunk, RowsChunk, XlsxChunk]
@@ -312,7 +270,6 @@ def _csv_chunks(path: Path, start: int, first_line: int, encoding: str, delimite
 
 
 _HEAD_BYTES = 1 << 16
-_HEAD_ROWS = 30  # title rows we look through for the header row
 
 
 def sniff_encoding(head: bytes, full: bool = False) -> str:
@@ -402,7 +359,7 @@ def open_table(path: Path, maps: dict[str, str] | None = None) -> Table:
     best = None
     for delimiter in (",", ";", "\t"):
         try:
-            rows = list(csv.reader(lines[:_HEAD_ROWS], delimiter=delimiter))
+            rows = list(csv.reader(lines[:HEAD_ROWS], delimiter=delimiter))
         except csv.Error:
             continue
         found = _find_header(rows, maps)
@@ -410,7 +367,7 @@ def open_table(path: Path, maps: dict[str, str] | None = None) -> Table:
             best = (delimiter, found[0], found[1], rows[found[0]])
     if best is None:
         try:
-            rows = list(csv.reader(lines[:_HEAD_ROWS], delimiter=";" if ";" in lines[0] else ","))
+            rows = list(csv.reader(lines[:HEAD_ROWS], delimiter=";" if ";" in lines[0] else ","))
         except csv.Error:
             rows = [[line[:200]] for line in lines[:1]]
         raise _no_header(path, rows)
@@ -426,369 +383,21 @@ def open_table(path: Path, maps: dict[str, str] | None = None) -> Table:
     return Table(path, "csv", [part], encoding=encoding, delimiter=delimiter)
 
 
-# --- XLSX, streamed ---------------------------------------------------------------------
-#
-# A sheet's XML is inflated block by block and cut at <row> boundaries; the cells are found
-# by one regular expression per chunk, in the worker processes. Nothing holds a whole
-# sheet: memory stays flat whatever the rows, and a stray cell at XFD1048576 is one cell.
-
-_NS = rb"(?:[A-Za-z_][\w.-]*:)?"  # an optional namespace prefix (x:row, x:c)
-_ROW_START = re.compile(b"<" + _NS + rb"row\b")
-_ITEM = re.compile(
-    b"<" + _NS + rb"(row)\b(?:(?=[^>]*?\sr=\"(\d+)\"))?[^>]*>"  # 1: row, 2: its number
-    rb"|<" + _NS + rb"c\b(?:(?=[^>]*?\sr=\"([A-Z]+)(\d+)\"))?"  # 3, 4: column, row
-    rb"(?:(?=[^>]*?\st=\"(\w+)\"))?[^>]*?"  # 5: type
-    rb"(?:/>|>(?:<" + _NS + rb"f\b[^>]*?(?:/>|>.*?</" + _NS + rb"f>))?"  # a formula: its value
-    rb"(?:<" + _NS + rb"v>([^<]*)</" + _NS + rb"v>)?"  # 6: the value
-    rb"(.*?)</" + _NS + rb"c>)",  # 7: the rest (inline strings)
-    re.S)
-_TEXT = re.compile(b"<" + _NS + rb"t(?:\s[^>]*)?>([^<]*)</" + _NS + rb"t>")
-_SI = re.compile(b"<" + _NS + rb"si>(.*?)</" + _NS + rb"si>|<" + _NS + rb"si/>", re.S)
-_ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
-
-
-def _unescape(text: str) -> str:
-    if "&" not in text:
-        return text
-    return _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
-
-
-def _column_index(letters: bytes) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + ch - 64
-    return n - 1
-
-
-def _column_letters(index: int) -> str:
-    out = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        out = chr(65 + rem) + out
-    return out
-
-
-class SharedStrings:
-    """A workbook's shared strings as one blob and offsets: compact, and shared as is
-    with forked workers (no per-string objects whose reference counts would copy pages)."""
-
-    def __init__(self, blob: bytes, offsets: array):
-        self.blob = blob
-        self.offsets = offsets
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: int) -> str:
-        return self.blob[self.offsets[i]:self.offsets[i + 1]].decode("utf-8")
-
-
-_BOOKS: dict[str, SharedStrings] = {}
-
-
-def _number(text: str, memo: dict[str, str]) -> str:
-    """A number cell as text, without float noise (0.1+0.2 → 0.3), memoised."""
-    out = memo.get(text)
-    if out is not None:
-        return out
-    try:
-        value = round(float(text), 9)
-    except (ValueError, OverflowError):
-        value = None
-    if value is None or value != value or value in (math.inf, -math.inf):
-        out = text  # not a number we can print: the importer says why
-    elif value.is_integer() and abs(value) < 1e15:
-        out = str(int(value))
-    else:
-        out = repr(value)
-    if len(memo) < 100_000:
-        memo[text] = out
-    return out
-
-
-_NUMBER_MEMO: dict[str, str] = {}
-
-
-def _xlsx_rows(chunk: XlsxChunk, strings: SharedStrings) -> tuple[list[int], list[list[str]]]:
-    """Row numbers and cells of a chunk of sheet XML; empty rows and title rows dropped."""
-    lines: list[int] = []
-    rows: list[list[str]] = []
-    width, sbd_column, after = chunk.width, chunk.sbd_column, chunk.after_row
-    blank = [""] * width  # rows are padded to the header (XLSX leaves empty cells out)
-    cells: list[str] = blank.copy()
-    filled = False
-    row, col = chunk.next_row - 1, -1
-    numbers, columns = _NUMBER_BYTES_MEMO, _COLUMN_MEMO
-    for is_row, row_no, letters, cell_row, kind, value, rest in _ITEM.findall(chunk.data):
-        if is_row:
-            if filled and row > after:
-                lines.append(row)
-                rows.append(cells)
-                cells = blank.copy()
-            elif filled:
-                cells = blank.copy()
-            filled = False
-            row = int(row_no) if row_no else row + 1
-            if row > MAX_ROWS:
-                raise DialectError(f"{chunk.sheet}!{row}: quá {MAX_ROWS} dòng của Excel")
-            col = -1
-            continue
-        if letters:
-            col = columns.get(letters)
-            if col is None:
-                col = columns[letters] = _column_index(letters)
-        else:
-            col += 1
-        if not value and not rest:
-            continue
-        if not kind or kind == b"n":
-            text = numbers.get(value)
-            if text is None:
-                text = _number(value.decode("latin-1"), _NUMBER_MEMO)
-                if len(numbers) < 100_000:
-                    numbers[value] = text
-            if col == sbd_column and len(text) < 8 and text.isdigit():
-                text = text.zfill(8)  # a number: the leading zero was lost
-        elif kind == b"s":
-            try:
-                text = strings[int(value)]
-            except (ValueError, IndexError):
-                raise DialectError(f"{chunk.sheet}!{row}: ô chỉ tới chuỗi dùng chung "
-                                   f"không có ({shown(value.decode('latin-1'))})") from None
-        elif kind == b"inlineStr":
-            text = _clean(b"".join(_TEXT.findall(rest)))
-        else:  # str (a formula's text), e (error), b (boolean), d (ISO date)
-            text = _clean(value)
-        if not text:
-            continue
-        if col >= width:
-            if col >= MAX_COLUMNS:
-                raise DialectError(f"{chunk.sheet}!{_column_letters(col)}{row}: có dữ liệu "
-                                   f"ngoài vùng đọc (quá {MAX_COLUMNS} cột); hãy xóa ô đó "
-                                   "rồi lưu lại")
-            if col >= len(cells):
-                cells += [""] * (col + 1 - len(cells))
-        cells[col] = text
-        filled = True
-    if filled and row > after:
-        lines.append(row)
-        rows.append(cells)
-    return lines, rows
-
-
-_NUMBER_BYTES_MEMO: dict[bytes, str] = {}
-
-# What Excel, LibreOffice and openpyxl write for plain cells: no prefix, r first, a value
-# or an inline string, nothing else. Fewer groups and no look-arounds: about twice as fast
-# as _ITEM with its Python loop; a chunk with any other cell is read by _xlsx_rows.
-_PLAIN = re.compile(
-    rb'<row r="(\d+)"[^>]*>'
-    rb'|<c r="([A-Z]+)\d+"(?: s="\d+")?(?: t="(\w+)")?(?: s="\d+")?'
-    rb'(?:/>|><v>([^<]*)</v></c>|><is><t>([^<]*)</t></is></c>)')
-
-
-def _xlsx_rows_plain(chunk: XlsxChunk, strings: SharedStrings
-                     ) -> tuple[list[int], list[list[str]]] | None:
-    """:func:`_xlsx_rows` for chunks of plain cells only; None for any other chunk."""
-    data = chunk.data
-    if b"<row>" in data or b"<c>" in data:
-        return None
-    items = _PLAIN.findall(data)
-    if len(items) != data.count(b"<row ") + data.count(b"<c "):
-        return None  # a formula, a rich or prefixed cell: the general reader
-    lines: list[int] = []
-    rows: list[list[str]] = []
-    width, sbd_column, after = chunk.width, chunk.sbd_column, chunk.after_row
-    blank = [""] * width
-    cells, filled, row = blank.copy(), False, 0
-    numbers, columns = _NUMBER_BYTES_MEMO, _COLUMN_MEMO
-    for row_no, letters, kind, value, inline in items:
-        if row_no:
-            if filled:
-                if row > after:
-                    lines.append(row)
-                    rows.append(cells)
-                cells, filled = blank.copy(), False
-            row = int(row_no)
-            continue
-        col = columns.get(letters)
-        if col is None:
-            col = columns[letters] = _column_index(letters)
-        if not kind or kind == b"n":
-            if not value:
-                continue
-            text = numbers.get(value)
-            if text is None:
-                text = _number(value.decode("latin-1"), _NUMBER_MEMO)
-                if len(numbers) < 100_000:
-                    numbers[value] = text
-            if col == sbd_column and len(text) < 8 and text.isdigit():
-                text = text.zfill(8)  # a number: the leading zero was lost
-        elif kind == b"s":
-            try:
-                text = strings[int(value)]
-            except (ValueError, IndexError):
-                return None
-        elif kind == b"inlineStr":
-            text = _clean(inline)
-        else:
-            text = _clean(value)
-        if not text:
-            continue
-        if col >= width or row > MAX_ROWS:
-            return None  # the general reader pads, or names the cell it refuses
-        cells[col] = text
-        filled = True
-    if filled and row > after:
-        lines.append(row)
-        rows.append(cells)
-    return lines, rows
-_COLUMN_MEMO: dict[bytes, int] = {}
-
-
-def _clean(raw: bytes) -> str:
-    if raw.isascii():  # an SBD, a language code: nothing to normalise
-        return _unescape(raw.decode("ascii")).strip()
-    return unicodedata.normalize("NFC", _unescape(raw.decode("utf-8", "replace"))).strip()
-
-
-def _zip_error(path: Path, exc: BaseException) -> DialectError:
-    return DialectError(f"{path.name}: không đọc được tệp bảng tính ({shown(exc, 120)})")
-
-
-def _inflate(path: Path, member: str, cut_at: Callable[[bytes], int], label: str,
-             block_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """A zip member inflated block by block, cut where ``cut_at`` says a whole item ends."""
-    try:
-        with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
-            pending = b""
-            block = fh.read(block_bytes)
-            while True:
-                ahead = fh.read(block_bytes) if block else b""  # the last block goes whole
-                data = pending + block if pending else block
-                if not ahead:
-                    if data:
-                        yield data
-                    return
-                block = ahead
-                cut = cut_at(data)
-                if cut > 0:
-                    yield data[:cut]
-                pending = data[cut:] if cut > 0 else data
-                if len(pending) > 8 * MAX_RECORD_BYTES:
-                    raise DialectError(f"{path.name}: {label}: một dòng dài quá "
-                                       f"{8 * MAX_RECORD_BYTES >> 20} MB")
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:
-        raise _zip_error(path, exc) from None
-
-
-def _last_row_start(data: bytes) -> int:
-    """Where the last <row> element starts: everything before it is whole rows."""
-    at = max(data.rfind(b"<row ", 0), data.rfind(b"<row>", 0))
-    if at < 0 and b":row" in data:
-        starts = [m.start() for m in _ROW_START.finditer(data)]
-        at = starts[-1] if starts else -1
-    return at
-
-
-def _sheet_chunks(path: Path, member: str, book: str, sheet: str, after_row: int,
-                  sbd_column: int, width: int) -> Iterator[XlsxChunk]:
-    next_row = 1
-    for data in _inflate(path, member, _last_row_start, sheet):
-        yield XlsxChunk(data, book, sheet, after_row, sbd_column, width, next_row)
-        next_row += data.count(b"<row ") + data.count(b"<row>") + (
-            len(_ROW_START.findall(data)) if b":row" in data else 0)
-
-
-def _head_rows(path: Path, member: str, book: str, sheet: str, sbd_column: int
-               ) -> list[tuple[int, list[str]]]:
-    """The first non-empty rows of a sheet (enough to find its header), no more."""
-    out: list[tuple[int, list[str]]] = []
-    read = 0
-    for chunk in _sheet_chunks(path, member, book, sheet, 0, sbd_column, 0):
-        out += zip(*chunk.table())  # type: ignore[arg-type]
-        read += len(chunk.data)
-        if len(out) >= _HEAD_ROWS or read > 4 * MAX_RECORD_BYTES:
-            break
-    return out[:_HEAD_ROWS]
-
-
-def _attrs(tag: bytes) -> dict[str, str]:
-    return {k.decode().split(":")[-1]: html.unescape(v.decode("utf-8", "replace"))
-            for k, v in re.findall(rb'([\w:.-]+)="([^"]*)"', tag)}
-
-
-def _worksheets(zf: zipfile.ZipFile) -> list[tuple[str, str | None]]:
-    """(sheet name, zip member or None for a chart sheet), in workbook order."""
-    book = "xl/workbook.xml"
-    rels = zf.read("xl/_rels/workbook.xml.rels")
-    targets = {}
-    for tag in re.findall(rb"<(?:\w+:)?Relationship\b[^>]*>", rels):
-        a = _attrs(tag)
-        target = a.get("Target", "")
-        target = target.lstrip("/") if target.startswith("/") else "xl/" + target
-        targets[a.get("Id")] = (target, a.get("Type", "").endswith("/worksheet"))
-    out = []
-    for tag in re.findall(rb"<(?:\w+:)?sheet\b[^>]*>", zf.read(book)):
-        a = _attrs(tag)
-        target, is_sheet = targets.get(a.get("id"), ("", False))
-        out.append((a.get("name", "?"), target if is_sheet else None))
-    return out
-
-
-def _shared_strings(path: Path, zf: zipfile.ZipFile) -> SharedStrings:
-    blob, offsets = bytearray(), array("q", [0])
-    if "xl/sharedStrings.xml" in zf.namelist():
-        for data in _inflate(path, "xl/sharedStrings.xml",
-                             lambda d: d.rfind(b"</si>") + 5 if b"</si>" in d else 0,
-                             "sharedStrings"):
-            for m in _SI.finditer(data):
-                content = m.group(1) or b""
-                texts = _TEXT.findall(content.split(b"<rPh", 1)[0]) if content else []
-                blob += _clean(b"".join(texts)).encode()
-                offsets.append(len(blob))
-    return SharedStrings(bytes(blob), offsets)
-
-
-def _check_sizes(path: Path, zf: zipfile.ZipFile) -> None:
-    """Refuse a zip bomb before inflating a byte: the declared sizes bound what is read."""
-    for info in zf.infolist():
-        if not info.filename.endswith(".xml"):
-            continue
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > MAX_SHEET_XML_BYTES or (info.file_size > (16 << 20)
-                                                     and ratio > MAX_INFLATE_RATIO):
-            raise DialectError(
-                f"{path.name}: {info.filename} giải nén ra {info.file_size >> 20} MB từ "
-                f"{info.compress_size >> 10} KB (gấp {ratio:.0f} lần); tệp bảng tính thật "
-                f"không như vậy (tối đa {MAX_SHEET_XML_BYTES >> 30} GB, gấp "
-                f"{MAX_INFLATE_RATIO} lần), nên không đọc")
-
+# --- workbooks: every sheet classified (XLSX read by diemthi.xlsx, XLS/ODS by calamine) ---
 
 def _open_xlsx(path: Path, maps: dict[str, str]) -> Table:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            _check_sizes(path, zf)
-            sheets = _worksheets(zf)
-            sizes = {i.filename: i.file_size for i in zf.infolist()}
-            strings = _shared_strings(path, zf)
-    except (zipfile.BadZipFile, zlib.error, OSError, KeyError, EOFError) as exc:
-        raise _zip_error(path, exc) from None
-    st = path.stat()
-    book = f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}"
-    _BOOKS[book] = strings
+    book, sheets = xlsx.open_book(path)
 
-    def sheet(name: str, member: str | None):
+    def sheet(name: str, member: str | None, size: int):
         if member is None:
             return None
-        return (functools.partial(_head_rows, path, member, book, name),
-                lambda after, sbd, width: _sheet_chunks(path, member, book, name, after,
-                                                        sbd, width),
-                sizes.get(member, 0))
+        return (functools.partial(xlsx.head_rows, path, member, book, name),
+                lambda after, sbd, width: xlsx.sheet_chunks(path, member, book, name, after,
+                                                            sbd, width),
+                size)
 
-    return _classify(path, "xlsx", maps, [(name, sheet(name, member))
-                                          for name, member in sheets])
+    return _classify(path, "xlsx", maps, [(name, sheet(name, member, size))
+                                          for name, member, size in sheets])
 
 
 SheetSource = tuple[Callable[[int], list[tuple[int, list[str]]]],
@@ -859,7 +468,7 @@ def _open_calamine(path: Path, maps: dict[str, str]) -> Table:
         book = CalamineWorkbook.from_path(str(path))
         sheets = [(name, book.get_sheet_by_name(name)) for name in book.sheet_names]
     except Exception as exc:  # noqa: BLE001 - calamine raises its own error types per format
-        raise _zip_error(path, exc) from None
+        raise xlsx.unreadable_book(path, exc) from None
     sources = []
     for name, sheet in sheets:
         if (sheet.total_width or 0) > MAX_COLUMNS or (sheet.total_height or 0) > MAX_ROWS:
@@ -884,7 +493,7 @@ def _open_calamine(path: Path, maps: dict[str, str]) -> Table:
             for i in range(0, len(body), 20000):
                 yield RowsChunk(body[i:i + 20000])
 
-        sources.append((name, (lambda sbd, rows=rows: rows(sbd)[:_HEAD_ROWS], chunks, 0)))
+        sources.append((name, (lambda sbd, rows=rows: rows(sbd)[:HEAD_ROWS], chunks, 0)))
     return _classify(path, "xlsx", maps, sources)
 
 
@@ -894,5 +503,5 @@ def _calamine_cell(value: object) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, (int, float)):
-        return _number(repr(value), _NUMBER_MEMO)
+        return xlsx.number_text(repr(value))
     return unicodedata.normalize("NFC", str(value)).strip()

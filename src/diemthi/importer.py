@@ -37,7 +37,7 @@ from .statuses import status_of
 from .reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces, subjects_for
 
 _NUMBER_RE = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
-_MEMO_LIMIT = 50_000  # distinct strings remembered per column; garbage beyond is re-parsed
+_MEMO_LIMIT = 50_000  # distinct valid score cells remembered across chunks
 
 
 class ImportRefused(Exception):
@@ -120,14 +120,31 @@ class ChunkResult:
     provinces: Counter = field(default_factory=Counter)
 
 
+@dataclass(frozen=True)
+class _Format:
+    """How rows of one pattern (the subjects sat, the language) are written and counted."""
+
+    row: Callable[[Sequence[str]], str]  # a row's score cells -> its stored body
+    taken: tuple[int, ...]  # the score cells filled, as positions among the plan's subjects
+    combinations: list[tuple[str, list[int]]]  # code -> the positions of its three subjects
+
+
+# One letter per subject column of a plan: a header names each subject once (13 at most).
+_MARKS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 class _Converter:
     """Per-process state for converting rows: memos and body templates, built once.
 
     Rows share few patterns (which subjects were sat, which language); each pattern gets
-    one compiled function that formats a row's scores and combination totals into the
-    stored body, so the common row costs a handful of C-level calls. The rows of each
-    pattern and province are kept until the end of the chunk, when their values are
-    counted column by column (C-level Counters) into the distribution tables.
+    one compiled function that reads a row's score cells through the memo of valid cells
+    and writes the stored body, scores and combination totals, in one ``%``. A row is
+    recognised by its group, (the score cells filled, as letters; language; province),
+    so the common row costs a handful of C-level calls: no list of its scores is made.
+    Any other row (an error, a status, a cell not seen before, a row to pad) takes the
+    slow way, cell by cell, which also teaches the memo and the groups. The rows of each
+    group are kept until the end of the chunk, when their values are counted column by
+    column (C-level Counters) into the distribution tables.
     """
 
     def __init__(self, plan: Plan):
@@ -135,109 +152,138 @@ class _Converter:
         self.keys = [key for _, key, _ in plan.subjects]
         self.provinces = set(provinces(plan.year))
         self.languages = LANGUAGES  # code -> name
+        idxs = [idx for idx, _, _ in plan.subjects]
+        self.scores: Callable[[Sequence[str]], tuple[str, ...]] = (
+            itemgetter(*idxs) if len(idxs) > 1 else (lambda c: (c[idxs[0]],)))
         self.memo: dict[str, int] = {}  # cell -> hundredths, valid non-empty cells only
-        # (subjects sat, language) -> (body function, [(combination, its three positions)])
-        self.formats: dict[tuple[tuple[int, ...], str],
-                           tuple[Callable[[list[int]], str], list[tuple[str, list[int]]]]] = {}
-        # (subjects sat, language, province) -> (body function, this chunk's score lists)
-        self.patterns: dict[tuple[tuple[int, ...], str, str],
-                            tuple[Callable[[list[int]], str], list[list[int]]]] = {}
+        self.formats: dict[tuple[tuple[int, ...], str], _Format] = {}
+        self.compact: dict[tuple[tuple[int, ...], str], Callable[[Sequence[int]], str]] = {}
+        # (cells filled as _MARKS, language, province) -> (format, this chunk's rows)
+        self.groups: dict[tuple[str, str, str], tuple[_Format, list[Sequence[str]]]] = {}
 
-    def parse(self, raw: str) -> int | None | str:
-        """Parse an unseen cell; valid scores are memoised, errors are not."""
-        value = parse_score(raw)
-        if isinstance(value, int) and len(self.memo) < _MEMO_LIMIT:
-            self.memo[raw] = value
-        return value
-
-    def pattern(self, taken: tuple[int, ...], language: str, province: str
-                ) -> tuple[Callable[[list[int]], str], list[list[int]]]:
-        """The body function of this pattern and the list of its rows in ``province``."""
-        fn = self.formats.get((taken, language)) or self.compile(taken, language)
-        found = self.patterns[(taken, language, province)] = (fn[0], [])
+    def format(self, taken: tuple[int, ...], language: str) -> _Format:
+        """The pattern's row function (:func:`bodies.body_formatter` over cells) and
+        combinations."""
+        found = self.formats.get((taken, language))
+        if found is None:
+            keys, lang, combos = self._pattern(taken, language)
+            found = self.formats[(taken, language)] = _Format(
+                body_formatter(keys, lang, combos, taken, self.memo), taken,
+                [(code, [taken[p] for p in positions]) for code, positions in combos])
         return found
 
-    def compile(self, taken: tuple[int, ...], language: str
-                ) -> tuple[Callable[[list[int]], str], list[tuple[str, list[int]]]]:
-        """The function that writes a body for rows of this pattern
-        (:func:`bodies.body_formatter`), and its combinations."""
+    def body(self, taken: tuple[int, ...], language: str, values: Sequence[int]) -> str:
+        """The stored body from scores in hundredths (a change file's candidate)."""
+        fn = self.compact.get((taken, language))
+        if fn is None:
+            fn = self.compact[(taken, language)] = body_formatter(*self._pattern(taken,
+                                                                                 language))
+        return fn(values)
+
+    def _pattern(self, taken: tuple[int, ...], language: str
+                 ) -> tuple[list[str], tuple[str, str] | None, list[tuple[str, list[int]]]]:
         keys = [self.keys[i] for i in taken]
         combos = [(c.code, [keys.index(k) for k in c.subjects]) for c in COMBINATIONS.values()
                   if set(keys).issuperset(c.subjects)
                   and (c.language is None or c.language == language)]
         name = self.languages.get(language)
-        fn = body_formatter(keys, (language, name) if name else None, combos)
-        found = self.formats[(taken, language)] = (fn, combos)
-        return found
+        return keys, (language, name) if name else None, combos
 
     def convert(self, chunk: Chunk) -> ChunkResult:
         """Validate rows and build their stored bodies; explain every bad row."""
         plan = self.plan
         out = ChunkResult()
-        sbds, bodies, lines, errors = out.sbds, out.bodies, out.lines, out.errors
-        sbd_i, sbd_header = plan.sbd
+        bodies, lines_out = out.bodies, out.lines
+        sbd_i, width = plan.sbd[0], plan.width
         lang_i = plan.language[0] if plan.language else -1
-        idxs = [idx for idx, _, _ in plan.subjects]
-        get_scores = itemgetter(*idxs) if len(idxs) > 1 else (lambda c: (c[idxs[0]],))
-        positions = range(len(idxs))
-        memo_get, patterns, known_provinces = self.memo.get, self.patterns, self.provinces
-        file, width, sheet = plan.file, plan.width, plan.sheet
-        for line, cells in zip(*chunk.table()):
-            if len(cells) != width:
-                if not any(c.strip() for c in cells):
-                    continue  # an empty row such as ';;;;' that spreadsheets leave
-                if len(cells) < width or any(c.strip() for c in cells[width:]):
-                    out.rows += 1
-                    out.bad_rows += 1
-                    errors.append(RowError(file, line, "(cả dòng)", f"{len(cells)} ô",
-                                           f"dòng có {len(cells)} ô, tiêu đề có {width} ô",
-                                           sheet))
-                    continue
-            n_errors = len(errors)
+        get_scores, groups, join = self.scores, self.groups, "".join
+        marks = _MARKS[:len(self.keys)]
+        good: list[str] = []  # SBDs of the rows imported, in order
+        lines, rows = chunk.table()
+        for line, cells in zip(lines, rows):
             sbd = cells[sbd_i]
-            if not is_sbd(sbd) or sbd[:2] not in known_provinces:
-                if not any(c.strip() for c in cells):
-                    continue  # an empty row of the header's width (';;' under 'SBD;Toán')
-                sbd = self.check_sbd(sbd, line, errors)
-            out.rows += 1
-            vals = get_scores(cells)
-            values = list(map(memo_get, compress(vals, vals)))
-            statuses = None
-            if None in values:  # a cell not seen before: parse cell by cell
-                taken, values, statuses = self.slow_scores(vals, line, errors)
-            else:
-                taken = tuple(compress(positions, vals))
-            language = cells[lang_i] if lang_i >= 0 else ""
-            if language and language not in self.languages:
-                language = self.check_language(language, line, errors)
-            if len(errors) != n_errors:
-                out.bad_rows += 1
-                if is_sbd(sbd):
-                    out.bad_sbds.append(int(sbd))  # type: ignore[union-attr]
-                    out.bad_lines.append(line)  # type: ignore[union-attr]
-                continue
-            fmt, seen = (patterns.get((taken, language, sbd[:2]))
-                         or self.pattern(taken, language, sbd[:2]))
-            seen.append(values)
-            if statuses:  # beside the scores, never one of them
-                bodies.append(fmt(values)[:-1] + ',"statuses":'  # type: ignore[union-attr]
-                              + orjson.dumps(statuses).decode() + "}")
-            else:
-                bodies.append(fmt(values))  # type: ignore[union-attr]
-            sbds.append(int(sbd))  # type: ignore[union-attr]
-            lines.append(line)  # type: ignore[attr-defined]
-        for n, count in Counter(map(floordiv, sbds, repeat(1_000_000))).items():
+            if len(cells) == width and is_sbd(sbd):
+                vals = get_scores(cells)
+                group = groups.get((join(compress(marks, vals)),
+                                    cells[lang_i] if lang_i >= 0 else "", sbd[:2]))
+                if group is not None:
+                    try:
+                        bodies.append(group[0].row(vals))  # type: ignore[union-attr]
+                    except KeyError:
+                        pass  # a cell not seen before (or a status): the slow way
+                    else:
+                        group[1].append(vals)
+                        good.append(sbd)
+                        lines_out.append(line)  # type: ignore[attr-defined]
+                        continue
+            self.slow_row(line, cells, out, good)
+        out.sbds = list(map(int, good))
+        out.rows = len(good) + out.bad_rows
+        for n, count in Counter(map(floordiv, out.sbds, repeat(1_000_000))).items():
             out.provinces[f"{n:02d}"] = count
-        for (taken, language, province), (_, seen) in self.patterns.items():
+        memo_get, counts = self.memo.__getitem__, out.counts
+        for (_, _, province), (fmt, seen) in groups.items():
             if not seen:
                 continue
-            for j, i in enumerate(taken):
-                _merge(out.counts, (self.keys[i], province), Counter(map(itemgetter(j), seen)))
-            for code, positions in self.formats[(taken, language)][1]:
-                _merge(out.counts, (code, province),
-                       Counter(map(sum, map(itemgetter(*positions), seen))))
+            # each filled column once, in hundredths; every cell of it is in the memo
+            column = {i: list(map(memo_get, map(itemgetter(i), seen))) for i in fmt.taken}
+            # Counter.update of an iterable counts in C, into the chunk's one Counter per
+            # (key, province): no Counter per group merged item by item
+            for i in fmt.taken:
+                _counter(counts, (self.keys[i], province)).update(column[i])
+            for code, positions in fmt.combinations:
+                _counter(counts, (code, province)).update(
+                    map(sum, zip(*[column[i] for i in positions])))
             seen.clear()
+        if len(self.memo) > _MEMO_LIMIT:
+            self.memo.clear()  # a file of countless spellings starts it again: memory stays flat
         return out
+
+    def slow_row(self, line: int, cells: list[str], out: ChunkResult, good: list[str]
+                 ) -> None:
+        """One row cell by cell: its errors, statuses and new cells; the memo and the
+        groups learn from it, so that the next row like it takes the fast way."""
+        plan, errors = self.plan, out.errors
+        width = plan.width
+        if len(cells) != width:
+            if not any(c.strip() for c in cells):
+                return  # an empty row such as ';;;;' that spreadsheets leave
+            if len(cells) < width or any(c.strip() for c in cells[width:]):
+                out.bad_rows += 1
+                errors.append(RowError(plan.file, line, "(cả dòng)", f"{len(cells)} ô",
+                                       f"dòng có {len(cells)} ô, tiêu đề có {width} ô",
+                                       plan.sheet))
+                return
+        n_errors = len(errors)
+        sbd = cells[plan.sbd[0]]
+        if not is_sbd(sbd) or sbd[:2] not in self.provinces:
+            if not any(c.strip() for c in cells):
+                return  # an empty row of the header's width (';;' under 'SBD;Toán')
+            sbd = self.check_sbd(sbd, line, errors)
+        vals = self.scores(cells)
+        taken, statuses = self.slow_scores(vals, line, errors)
+        language = cells[plan.language[0]] if plan.language else ""
+        if language and language not in self.languages:
+            language = self.check_language(language, line, errors)
+        if len(errors) != n_errors:
+            out.bad_rows += 1
+            if is_sbd(sbd):
+                out.bad_sbds.append(int(sbd))  # type: ignore[union-attr]
+                out.bad_lines.append(line)  # type: ignore[union-attr]
+            return
+        fmt = self.format(taken, language)
+        # Its group, named as the fast way names a row whose filled cells are all scores.
+        key = ("".join(_MARKS[i] for i in taken), language, sbd[:2])
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = (fmt, [])
+        group[1].append(vals)
+        body = fmt.row(vals)  # every cell in taken is in the memo now
+        if statuses:  # beside the scores, never one of them
+            body = body[:-1] + ',"statuses":' + orjson.dumps(statuses).decode() + "}"
+        out.bodies.append(body)  # type: ignore[union-attr]
+        good.append(sbd)
+        out.lines.append(line)  # type: ignore[attr-defined]
 
     def check_sbd(self, sbd: str, line: int, errors: list[RowError]) -> str:
         sbd = sbd.strip()
@@ -258,14 +304,16 @@ class _Converter:
                                    self.plan.sheet))
         return code
 
-    def slow_scores(self, vals: tuple[str, ...], line: int, errors: list[RowError]
-                    ) -> tuple[tuple[int, ...], list[int], dict[str, str] | None]:
-        """Cell by cell, for rows with a string not seen before, a status or a bad one."""
-        taken, values, statuses = [], [], None
+    def slow_scores(self, vals: Sequence[str], line: int, errors: list[RowError]
+                    ) -> tuple[tuple[int, ...], dict[str, str] | None]:
+        """Cell by cell: the scores filled (now in the memo), the statuses, the errors."""
+        taken, statuses, memo = [], None, self.memo
         for i, raw in enumerate(vals):
-            h = self.memo.get(raw)
+            h = memo.get(raw)
             if h is None:
-                h = self.parse(raw)  # type: ignore[assignment]
+                h = parse_score(raw)  # type: ignore[assignment]
+                if isinstance(h, int):
+                    memo[raw] = h  # bounded: cleared past _MEMO_LIMIT at the chunk's end
             if h is None:
                 continue
             if isinstance(h, str):
@@ -278,8 +326,14 @@ class _Converter:
                                        self.plan.sheet))
                 continue
             taken.append(i)
-            values.append(h)
-        return tuple(taken), values, statuses
+        return tuple(taken), statuses
+
+
+def _counter(counts: dict[tuple[str, str], Counter], key: tuple[str, str]) -> Counter:
+    found = counts.get(key)
+    if found is None:
+        found = counts[key] = Counter()
+    return found
 
 
 def _merge(into: dict[tuple[str, str], Counter], key: tuple[str, str], counted: Counter) -> None:
@@ -375,7 +429,10 @@ class _Inline(Executor):
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
         future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - raised by result(), as a worker's would be
+            future.set_exception(exc)
         return future
 
 
@@ -388,6 +445,8 @@ def _worker_init(parent: int) -> None:
     parent reacts; it cancels what is queued and the workers finish their chunk and exit.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)  # held by the parent while forking
     try:  # PR_SET_PDEATHSIG: the kernel kills us when the parent dies, even by SIGKILL
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
@@ -396,9 +455,28 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
 def _pool(workers: int) -> Executor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_worker_init, initargs=(os.getpid(),))
+    """Worker processes, all forked here with SIGINT and SIGTERM held.
+
+    A signal whose handler runs while fork() calls its at-fork hooks is swallowed by them
+    ("Exception ignored in _releaseLock"): the import carried on as if never signalled, or
+    stopped with a half-made pool whose worker the exit then waited for, forever. Held,
+    the signal lands once the pool is whole, where the import's clean-up handles it; the
+    pool's threads, started meanwhile, keep it held, so it reaches the main thread.
+    """
+    held = hasattr(signal, "pthread_sigmask")
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD) if held else set()
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        pool.submit(int)  # with "fork", the first task starts every worker and the manager
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    return pool
 
 
 def _sha256(path: Path) -> str:
@@ -583,34 +661,41 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
     if workers > 1 and total > (4 << 20):
         pool = _pool(workers)
     writer: store.SnapshotWriter | None = None
-    order = 0
+    # Chunks flow through the workers without a pause between files or sheets; the parent
+    # takes their results in file order, a bounded number ahead: memory stays flat.
+    pending: deque[tuple[Future, _Job]] = deque()
+    bars = _Bars(progress)
+
+    def take() -> None:
+        future, job = pending.popleft()
+        try:
+            converted = future.result()
+        except DialectError as exc:  # a file unreadable further down than its head
+            raise _Unreadable(job.table.path.name, exc) from exc
+        totals.absorb(converted, writer, job.plan, job.summaries, job.order)
+        bars.update(job.table, job.size)
+
     try:
         writer = store.SnapshotWriter(data_dir, snapshot_id)
-        for table, summary in zip(tables, summaries):
-            bar = progress(table) if progress else None
-            for part in table.parts:
-                plan = _plan(table, part, year)
-                sheet = SheetSummary(part.sheet)
-                if table.kind == "xlsx":
-                    summary.sheets.append(sheet)
-                order += 1 << 32  # rows are ordered by (part, line)
-                pending: deque[tuple[Future, int]] = deque()  # bounded: memory stays flat
-                for chunk in chain(part.chunks(), [None]):  # None: the end, take the rest
-                    if chunk is not None:
-                        pending.append((pool.submit(convert_chunk, plan, chunk),
-                                        len(chunk.data)))
-                    while pending and (chunk is None or len(pending) > 2 * workers):
-                        future, size = pending.popleft()
-                        totals.absorb(future.result(), writer, plan, (summary, sheet), order)
-                        if bar is not None:
-                            bar.update(size)  # type: ignore[attr-defined]
-            if bar is not None:
-                bar.close()  # type: ignore[attr-defined]
-    except DialectError as exc:  # a file unreadable further down than its head
+        try:
+            for job, chunk in _jobs(tables, summaries, year):
+                pending.append((pool.submit(convert_chunk, job.plan, chunk), job))
+                while len(pending) > 2 * workers:
+                    take()
+        except _Unreadable:
+            while pending:
+                take()  # an earlier file's error is the one to report
+            raise
+        while pending:
+            take()
+        bars.close()
+    except _Unreadable as exc:
+        bars.close()
         writer.abort()  # type: ignore[union-attr]
         report.close()
-        raise ImportRefused(f"{table.path.name}: {exc}; không tạo bản chụp nào") from exc
+        raise ImportRefused(f"{exc.name}: {exc.error}; không tạo bản chụp nào") from exc
     except BaseException:
+        bars.close()
         if writer is not None:
             writer.abort()  # Ctrl-C or a crash: no partial file stays behind
         report.close()
@@ -654,6 +739,66 @@ def finish(data_dir: Path, writer: store.SnapshotWriter, manifest: dict,
         store.activate(data_dir, writer.id)
         result.activated = True
     return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Where a chunk's rows go: its file, sheet, plan and place in the import's order."""
+
+    table: Table
+    plan: Plan
+    summaries: tuple[FileSummary, SheetSummary]
+    order: int  # rows are ordered by (part, line): order | line
+    size: int  # bytes, for progress
+
+
+class _Unreadable(Exception):
+    """A file turned out unreadable past its head (while cut into chunks or converted)."""
+
+    def __init__(self, name: str, error: DialectError):
+        super().__init__(f"{name}: {error}")
+        self.name, self.error = name, error
+
+
+def _jobs(tables: list[Table], summaries: list[FileSummary], year: int
+          ) -> Iterator[tuple[_Job, Chunk]]:
+    """Every chunk of every file and sheet, in order, with where its rows go."""
+    order = 0
+    for table, summary in zip(tables, summaries):
+        for part in table.parts:
+            plan = _plan(table, part, year)
+            sheet = SheetSummary(part.sheet)
+            if table.kind == "xlsx":
+                summary.sheets.append(sheet)
+            order += 1 << 32
+            try:
+                for chunk in part.chunks():
+                    yield _Job(table, plan, (summary, sheet), order, len(chunk.data)), chunk
+            except DialectError as exc:
+                raise _Unreadable(table.path.name, exc) from exc
+
+
+class _Bars:
+    """One progress bar per file, opened at its first converted chunk (files are taken in
+    order, so one bar is open at a time)."""
+
+    def __init__(self, progress: ProgressFactory | None):
+        self.progress = progress
+        self.table: Table | None = None
+        self.bar: object | None = None
+
+    def update(self, table: Table, size: int) -> None:
+        if self.progress is None:
+            return
+        if table is not self.table:
+            self.close()
+            self.table, self.bar = table, self.progress(table)
+        self.bar.update(size)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()  # type: ignore[attr-defined]
+        self.table = self.bar = None
 
 
 def _same_as_active(data_dir: Path, year: int, summaries: list[FileSummary],
