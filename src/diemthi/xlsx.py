@@ -120,6 +120,39 @@ def _number(text: str, memo: dict[str, str]) -> str:
 
 
 _NUMBER_MEMO: dict[str, str] = {}
+_NUMBER_BYTES_MEMO: dict[bytes, str] = {}  # a number cell's bytes -> its text
+_SBD_BYTES_MEMO: dict[bytes, str] = {}  # the same in the SBD column (zeros put back)
+_COLUMN_MEMO: dict[bytes, int] = {}  # b"AB" -> 27
+
+
+def _remember_number(value: bytes, sbd: bool) -> str:
+    """A number cell's text as the importer reads it, remembered by its bytes; in the SBD
+    column with the leading zeros a number lost. Both cell loops look in the memo first,
+    inline: this is their slow path."""
+    text = _number(value.decode("latin-1"), _NUMBER_MEMO)
+    if sbd and len(text) < 8 and text.isdigit():
+        text = text.zfill(8)
+    memo = _SBD_BYTES_MEMO if sbd else _NUMBER_BYTES_MEMO
+    if len(memo) < 100_000:
+        memo[value] = text
+    return text
+
+
+# What Excel, LibreOffice and openpyxl write for plain cells: no prefix, r first, a value
+# or an inline string, nothing else. Fewer groups and no look-arounds: about twice as fast
+# as _ITEM with its Python loop; a chunk with any other cell is read by _xlsx_rows.
+_PLAIN = re.compile(
+    rb'<row r="(\d+)"[^>]*>'
+    rb'|<c r="([A-Z]+)\d+"(?: s="\d+")?(?: t="(\w+)")?(?: s="\d+")?'
+    rb'(?:/>|><v>([^<]*)</v></c>|><is><t>([^<]*)</t></is></c>)')
+
+
+def _keep(lines: list[int], rows: list[list[str]], row: int, cells: list[str],
+          after: int) -> None:
+    """A finished row with something in it, unless it is the header or above it."""
+    if row > after:
+        lines.append(row)
+        rows.append(cells)
 
 
 def _xlsx_rows(chunk: XlsxChunk, strings: SharedStrings) -> tuple[list[int], list[list[str]]]:
@@ -131,16 +164,12 @@ def _xlsx_rows(chunk: XlsxChunk, strings: SharedStrings) -> tuple[list[int], lis
     cells: list[str] = blank.copy()
     filled = False
     row, col = chunk.next_row - 1, -1
-    numbers, columns = _NUMBER_BYTES_MEMO, _COLUMN_MEMO
+    numbers, sbd_numbers, columns = _NUMBER_BYTES_MEMO, _SBD_BYTES_MEMO, _COLUMN_MEMO
     for is_row, row_no, letters, cell_row, kind, value, rest in _ITEM.findall(chunk.data):
         if is_row:
-            if filled and row > after:
-                lines.append(row)
-                rows.append(cells)
-                cells = blank.copy()
-            elif filled:
-                cells = blank.copy()
-            filled = False
+            if filled:
+                _keep(lines, rows, row, cells, after)
+                cells, filled = blank.copy(), False
             row = int(row_no) if row_no else row + 1
             if row > MAX_ROWS:
                 raise DialectError(f"{chunk.sheet}!{row}: quá {MAX_ROWS} dòng của Excel")
@@ -155,13 +184,8 @@ def _xlsx_rows(chunk: XlsxChunk, strings: SharedStrings) -> tuple[list[int], lis
         if not value and not rest:
             continue
         if not kind or kind == b"n":
-            text = numbers.get(value)
-            if text is None:
-                text = _number(value.decode("latin-1"), _NUMBER_MEMO)
-                if len(numbers) < 100_000:
-                    numbers[value] = text
-            if col == sbd_column and len(text) < 8 and text.isdigit():
-                text = text.zfill(8)  # a number: the leading zero was lost
+            text = (sbd_numbers if col == sbd_column else numbers).get(value) \
+                or _remember_number(value, col == sbd_column)
         elif kind == b"s":
             try:
                 text = strings[int(value)]
@@ -183,21 +207,9 @@ def _xlsx_rows(chunk: XlsxChunk, strings: SharedStrings) -> tuple[list[int], lis
                 cells += [""] * (col + 1 - len(cells))
         cells[col] = text
         filled = True
-    if filled and row > after:
-        lines.append(row)
-        rows.append(cells)
+    if filled:
+        _keep(lines, rows, row, cells, after)
     return lines, rows
-
-
-_NUMBER_BYTES_MEMO: dict[bytes, str] = {}
-
-# What Excel, LibreOffice and openpyxl write for plain cells: no prefix, r first, a value
-# or an inline string, nothing else. Fewer groups and no look-arounds: about twice as fast
-# as _ITEM with its Python loop; a chunk with any other cell is read by _xlsx_rows.
-_PLAIN = re.compile(
-    rb'<row r="(\d+)"[^>]*>'
-    rb'|<c r="([A-Z]+)\d+"(?: s="\d+")?(?: t="(\w+)")?(?: s="\d+")?'
-    rb'(?:/>|><v>([^<]*)</v></c>|><is><t>([^<]*)</t></is></c>)')
 
 
 def _xlsx_rows_plain(chunk: XlsxChunk, strings: SharedStrings
@@ -214,13 +226,11 @@ def _xlsx_rows_plain(chunk: XlsxChunk, strings: SharedStrings
     width, sbd_column, after = chunk.width, chunk.sbd_column, chunk.after_row
     blank = [""] * width
     cells, filled, row = blank.copy(), False, 0
-    numbers, columns = _NUMBER_BYTES_MEMO, _COLUMN_MEMO
+    numbers, sbd_numbers, columns = _NUMBER_BYTES_MEMO, _SBD_BYTES_MEMO, _COLUMN_MEMO
     for row_no, letters, kind, value, inline in items:
         if row_no:
             if filled:
-                if row > after:
-                    lines.append(row)
-                    rows.append(cells)
+                _keep(lines, rows, row, cells, after)
                 cells, filled = blank.copy(), False
             row = int(row_no)
             continue
@@ -230,13 +240,8 @@ def _xlsx_rows_plain(chunk: XlsxChunk, strings: SharedStrings
         if not kind or kind == b"n":
             if not value:
                 continue
-            text = numbers.get(value)
-            if text is None:
-                text = _number(value.decode("latin-1"), _NUMBER_MEMO)
-                if len(numbers) < 100_000:
-                    numbers[value] = text
-            if col == sbd_column and len(text) < 8 and text.isdigit():
-                text = text.zfill(8)  # a number: the leading zero was lost
+            text = (sbd_numbers if col == sbd_column else numbers).get(value) \
+                or _remember_number(value, col == sbd_column)
         elif kind == b"s":
             try:
                 text = strings[int(value)]
@@ -252,11 +257,9 @@ def _xlsx_rows_plain(chunk: XlsxChunk, strings: SharedStrings
             return None  # the general reader pads, or names the cell it refuses
         cells[col] = text
         filled = True
-    if filled and row > after:
-        lines.append(row)
-        rows.append(cells)
+    if filled:
+        _keep(lines, rows, row, cells, after)
     return lines, rows
-_COLUMN_MEMO: dict[bytes, int] = {}
 
 
 def _clean(raw: bytes) -> str:
