@@ -203,7 +203,7 @@ class Standing:
         whole = {key: merge(by_province.values()) for key, by_province in own.items()}
         # Keyed by a score as its stored body writes it, b'"toan":7.5' (see :meth:`tail`),
         # one bytes object per (key, value) shared by every table.
-        # fragment -> b'"toan":{"nation":{...},' and -> (key, value in hundredths)
+        # fragment -> b'"toan":{"nation":{...},'; compact only: -> (key, value in hundredths)
         self.nation: dict[bytes, bytes] = {}
         self.parsed: dict[bytes, tuple[str, int]] = {}
         # ready: province -> fragment -> b'"province":{...}}'; else province -> key ->
@@ -213,6 +213,7 @@ class Standing:
         self.ranked: dict[str, dict[str, tuple[array, array]]] = {}
         self.equivalents: dict[bytes, bytes] = {}  # fragment -> b'"toan":7.25'
         nation_ranks: dict[str, dict[int, tuple[int, int, int]]] = {}
+        fragments: dict[str, dict[int, bytes]] = {}  # key -> value -> its fragment
         for key, counts in whole.items():
             if this_national and key in this_national:
                 ranks, source = ranks_in(this_national[key], counts), NATIONAL
@@ -220,11 +221,11 @@ class Standing:
                 ranks, source = ranks_of(counts), "snapshot"
             nation_ranks[key] = ranks
             name = b'"' + key.encode() + b'":'
-            shared: dict[int, bytes] = {}
+            shared = fragments[key] = {v: fragment(key, v) for v in ranks}
             for v, r in ranks.items():
-                f = shared[v] = fragment(key, v)
-                self.nation[f] = name + b'{"nation":' + _rank(*r, source) + b","
-                self.parsed[f] = (key, v)
+                self.nation[shared[v]] = name + b'{"nation":' + _rank(*r, source) + b","
+                if not ready:
+                    self.parsed[shared[v]] = (key, v)
             for province, counts_p in own[key].items():
                 if ready:
                     local = self.province.setdefault(province, {})
@@ -245,7 +246,7 @@ class Standing:
                 if not last:
                     continue  # absent last year: left out
                 for v, t in equivalents(last, ranks).items():
-                    self.equivalents[fragment(key, v)] = b'"' + key.encode() + b'":' \
+                    self.equivalents[fragments[key][v]] = b'"' + key.encode() + b'":' \
                         + orjson.dumps(_number(t))
         # The documents are kept as compressed bytes: as dicts they would weigh ten times
         # more, as plain JSON ~100 KiB a province (84 MiB for eleven years); the few
