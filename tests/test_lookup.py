@@ -224,6 +224,21 @@ async def test_a_resident_snapshot_is_read_on_the_loop_with_the_same_bytes(info)
     await there.close()
 
 
+async def test_resident_misses_arriving_together_are_read_back_to_back(info, monkeypatch):
+    here = await open_served(info, resident=True)
+    batches = []
+    read_here = here._read_here
+    monkeypatch.setattr(here, "_read_here", lambda batch: batches.append(batch) or read_here(batch))
+    asked = [f"01{i:06d}" for i in (1, 2, 3, 2, 1, 400)]
+    bodies = await asyncio.gather(*(here.get(sbd) for sbd in asked))
+    assert batches == [["01000001", "01000002", "01000003", "01000400"]]  # each SBD once
+    assert here.stats.loop_reads == here.stats.store_keys == 4 and here.stats.misses == 6
+    assert bodies == [store.lookup(info, sbd, here.standing) for sbd in asked]
+    assert bodies[-1] is None and bodies[0] == bodies[4]
+    assert not here.waiting and not here.queue and here.users == 0
+    await here.close()
+
+
 async def test_snapshots_sharing_the_caches_never_mix(data_dir, tmp_path, info):
     f = write(tmp_path / "b.csv", "sbd,toan,ngu_van\n01000001,1.25,2\n")
     other = store.get_snapshot(data_dir, import_files(data_dir, 2026, [f]).snapshot_id)
@@ -305,3 +320,19 @@ async def test_a_crawl_of_every_sbd_leaves_the_hot_set_cached(info):
     await s.get("01000001")
     assert s.stats.hits == hits + 1
     await s.close()
+
+
+async def test_the_current_year_gets_written_ranks_the_others_compact(data_dir, tmp_path):
+    for year in (2025, 2026):
+        import_files(data_dir, year, [write(tmp_path / f"{year}.csv",
+                                            "sbd,toan\n01000001,5\n01000002,7\n")],
+                     activate=True)
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+    assert lookup.served[2026].standing.ready and not lookup.served[2025].standing.ready
+    pinned = Lookup(data_dir, year=2025)
+    await pinned.refresh()
+    assert pinned.served[2025].standing.ready and not pinned.served[2026].standing.ready
+    assert await lookup.served[2025].get("01000002") == await pinned.served[2025].get("01000002")
+    await lookup.close()
+    await pinned.close()

@@ -206,7 +206,8 @@ class Standing:
         # fragment -> b'"toan":{"nation":{...},'; compact only: -> (key, value in hundredths)
         self.nation: dict[bytes, bytes] = {}
         self.parsed: dict[bytes, tuple[str, int]] = {}
-        # ready: province -> fragment -> b'"province":{...}}'; else province -> key ->
+        # ready: province -> fragment -> the key's whole entry,
+        # b'"toan":{"nation":{...},"province":{...}}'; else province -> key ->
         # (ascending values, candidates at or above each), the fragment written per request
         self.ready = ready
         self.province: dict[str, dict[bytes, bytes]] = {}
@@ -227,10 +228,10 @@ class Standing:
                 if not ready:
                     self.parsed[shared[v]] = (key, v)
             for province, counts_p in own[key].items():
-                if ready:
+                if ready:  # the key's whole entry, nation and province: one lookup
                     local = self.province.setdefault(province, {})
                     for v, r in ranks_of(counts_p).items():
-                        local[shared[v]] = PROVINCE_RANK % r
+                        local[shared[v]] = self.nation[shared[v]] + PROVINCE_RANK % r
                 else:  # ascending values; above[i]: candidates at or above the i-th
                     ascending = sorted(counts_p)
                     above = list(accumulate((counts_p[v] for v in reversed(ascending)),
@@ -279,14 +280,13 @@ class Standing:
         The row's scores and totals are read as the text the importer wrote
         (``"toan":7.5``; the only numbers a stored body holds, see :mod:`diemthi.bodies`)
         and each is looked up as it stands: no JSON parsed. A ready standing has every
-        fragment written (two lookups per key); a compact one (an older year: a tenth of
+        entry written (one lookup per key); a compact one (an older year: a tenth of
         the memory) writes the province's figures per request.
         """
         scores = SCORE.findall(stored)
         nation = self.nation
         if self.ready:
-            local = self.province.get(province, _NONE)
-            parts = [nation[f] + local[f] for f in scores]
+            parts = list(map(self.province.get(province, _NONE).__getitem__, scores))
         else:  # as compact as can be: a bisection and a few digits written per key
             ranked, parsed = self.ranked.get(province, _NOTHING), self.parsed
             parts = []
