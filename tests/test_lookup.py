@@ -227,8 +227,8 @@ async def test_a_resident_snapshot_is_read_on_the_loop_with_the_same_bytes(info)
 async def test_resident_misses_arriving_together_are_read_back_to_back(info, monkeypatch):
     here = await open_served(info, resident=True)
     batches = []
-    read_here = here._read_here
-    monkeypatch.setattr(here, "_read_here", lambda batch: batches.append(batch) or read_here(batch))
+    read_rows = here._read_rows
+    monkeypatch.setattr(here, "_read_rows", lambda batch: batches.append(batch) or read_rows(batch))
     asked = [f"01{i:06d}" for i in (1, 2, 3, 2, 1, 400)]
     bodies = await asyncio.gather(*(here.get(sbd) for sbd in asked))
     assert batches == [["01000001", "01000002", "01000003", "01000400"]]  # each SBD once
@@ -248,6 +248,13 @@ async def test_snapshots_sharing_the_caches_never_mix(data_dir, tmp_path, info):
     assert b'"toan":1.0' in await old.get("01000001")
     assert b'"toan":1.25' in await new.get("01000001")
     assert await new.get("01000002") is None and await old.get("01000002") is not None
+    turns = []
+    read_due = caches._read_due
+    caches._read_due = lambda: turns.append(list(caches.due)) or read_due()
+    both = await asyncio.gather(old.get("01000009"), new.get("01000009"), old.get("01000010"))
+    assert turns == [[old, new]]  # one loop turn reads the misses of every snapshot
+    assert both == [store.lookup(info, "01000009", old.standing), None,
+                    store.lookup(info, "01000010", old.standing)]
     await old.close()
     await new.close()
 

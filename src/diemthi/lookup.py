@@ -37,6 +37,7 @@ import logging
 import os
 import resource
 import sqlite3
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +54,7 @@ log = logging.getLogger("diemthi.lookup")
 FAULT_CHECK_EVERY = 4096  # on-loop reads between two looks at the major-fault counter
 PREWARM_CHUNK = 1 << 20
 DOORKEEPER_SLOTS = 1 << 22  # 4 MiB; see Caches.admit
+BUILD_SWITCH_INTERVAL = 0.0005  # seconds; see built_beside_the_loop
 POINT_READ = "SELECT body FROM candidates WHERE sbd = ?"
 
 
@@ -80,11 +82,28 @@ class Caches:
     negative: LRUCache = field(init=False)
     seen: bytearray = field(init=False)  # the doorkeeper: one byte per hash slot
     marked: int = 0
+    due: list = field(init=False)  # resident snapshots with misses to read this loop turn
 
     def __post_init__(self) -> None:
         self.bodies = LRUCache(maxsize=max(self.size, 1))
         self.negative = LRUCache(maxsize=max(self.negative_size, 1))
         self.seen = bytearray(DOORKEEPER_SLOTS)
+        self.due = []
+
+    def read_soon(self, served: "Served") -> None:
+        """Read ``served``'s queued misses at the end of this loop turn, with those of
+        every other resident snapshot sharing these caches (module doc: back to back,
+        whichever year each asks for)."""
+        self.due.append(served)
+        if len(self.due) == 1:
+            asyncio.get_running_loop().call_soon(self._read_due)
+
+    def _read_due(self) -> None:
+        due, self.due = self.due, []
+        # all point reads first, then all bodies: each kind of work back to back
+        read = [(served, served._read_queued()) for served in due]
+        for served, found in read:
+            served._deliver_queued(found)
 
     @property
     def enabled(self) -> bool:
@@ -313,7 +332,10 @@ class Served:
             if not self.flushing:
                 self.flushing = True
                 self._idle.clear()
-                loop.create_task(self._flush())
+                if self.point is not None:  # resident: on the loop (module doc)
+                    self.caches.read_soon(self)
+                else:
+                    loop.create_task(self._flush())
         else:
             waiters.append(future)  # already on its way: no second read
         self._enter()  # only a miss awaits: a hit never does
@@ -322,7 +344,36 @@ class Served:
         finally:
             self._leave()
 
-    def _read_here(self, batch: list[str]) -> dict[str, bytes]:
+    def _read_queued(self) -> tuple[list[str], list[bytes | None] | BaseException]:
+        """Phase one of :meth:`Caches._read_due`: the stored rows of every queued miss
+        (or what went wrong)."""
+        batch, self.queue = self.queue, []
+        if self.point is None:  # stopped being resident since: nothing read here
+            return batch, []
+        try:
+            return batch, self._read_rows(batch)
+        except Exception as exc:  # noqa: BLE001 - every waiter must hear of it
+            return batch, exc
+
+    def _deliver_queued(self, read: tuple[list[str], list[bytes | None] | BaseException]
+                        ) -> None:
+        """Phase two: their bodies to their waiters and the caches; a snapshot that
+        stopped being resident reads them off the loop instead."""
+        batch, rows = read
+        if isinstance(rows, BaseException):
+            self._fail(batch, rows)
+        elif len(rows) != len(batch):
+            self.queue = batch + self.queue
+            asyncio.get_running_loop().create_task(self._flush())
+            return
+        else:
+            body = self.envelope.body
+            self._deliver(batch, {sbd: body(sbd, stored) for sbd, stored in zip(batch, rows)
+                                  if stored is not None}, here=True)
+        self.flushing = False
+        self._check_idle()
+
+    def _read_rows(self, batch: list[str]) -> list[bytes | None]:
         """Point reads of a resident snapshot, back to back (module doc): microseconds
         each, no await."""
         stats = self.stats
@@ -340,9 +391,7 @@ class Served:
         self.until_check -= len(batch)
         if self.until_check <= 0:
             self._check_resident()
-        body = self.envelope.body
-        return {sbd: body(sbd, stored) for sbd, stored in zip(batch, found)
-                if stored is not None}
+        return found
 
     def _check_resident(self) -> None:
         """The kernel may drop pages of a mapped file under memory pressure; a read that
@@ -372,37 +421,43 @@ class Served:
             self.rewarming = None
 
     async def _flush(self) -> None:
-        """Read the misses queued so far together (module doc); repeat while more arrived
-        meanwhile. Misses that arrive together share a read."""
+        """Off the loop: the misses queued so far in one round trip (module doc); repeat
+        while more arrived meanwhile."""
         try:
             await asyncio.sleep(0)  # let the other requests of this loop turn queue theirs
-            caches = self.caches
             while self.queue:
                 batch, self.queue = self.queue[:self.batch_size], self.queue[self.batch_size:]
-                # A read on the loop is cheap: caching what was asked once would push out
-                # what is asked again and again (Caches.admit). One off the loop is not.
-                here = self.point is not None
                 try:
-                    found = self._read_here(batch) if here else await self._read(batch)
+                    found = await self._read(batch)
                 except Exception as exc:  # noqa: BLE001 - every waiter must hear of it
-                    for sbd in batch:
-                        for future in self.waiting.pop(sbd, ()):
-                            if not future.done():
-                                future.set_exception(exc)
+                    self._fail(batch, exc)
                     continue
-                for sbd in batch:
-                    body, key = found.get(sbd), (self.slot, sbd)
-                    if caches.enabled and (not here or caches.admit(key)):
-                        if body is None:
-                            caches.negative[key] = True
-                        else:
-                            caches.bodies[key] = body
-                    for future in self.waiting.pop(sbd):
-                        if not future.done():
-                            future.set_result(body)
+                self._deliver(batch, found, here=False)
         finally:
             self.flushing = False
             self._check_idle()
+
+    def _fail(self, batch: list[str], exc: BaseException) -> None:
+        for sbd in batch:
+            for future in self.waiting.pop(sbd, ()):
+                if not future.done():
+                    future.set_exception(exc)
+
+    def _deliver(self, batch: list[str], found: dict[str, bytes], here: bool) -> None:
+        """Each SBD's body (None: no such candidate) to its waiters and the caches. A read
+        on the loop is cheap: caching what was asked once would push out what is asked
+        again and again (:meth:`Caches.admit`). One off the loop is not."""
+        caches = self.caches
+        for sbd in batch:
+            body, key = found.get(sbd), (self.slot, sbd)
+            if caches.enabled and (not here or caches.admit(key)):
+                if body is None:
+                    caches.negative[key] = True
+                else:
+                    caches.bodies[key] = body
+            for future in self.waiting.pop(sbd, ()):
+                if not future.done():
+                    future.set_result(body)
 
     async def _read(self, batch: list[str]) -> dict[str, bytes]:
         """Off the loop: a snapshot not (or no longer) resident, so a read may wait for
@@ -416,6 +471,20 @@ class Served:
             [int(s) for s in batch])
         body = self.envelope.body
         return {sbd: body(sbd, stored) for sbd, stored in rows}
+
+
+@contextlib.contextmanager
+def built_beside_the_loop() -> Iterator[None]:
+    """While a new snapshot's standing is built in a thread, the GIL is handed back to
+    the event loop every 0.5 ms instead of every 5 ms (Python's default switch interval):
+    else every loop turn waits up to 5 ms for the builder, and a swap under load shows in
+    the requests' p99. Set for the process, so kept to the build."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, BUILD_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def _open_point(path: Path) -> sqlite3.Connection | None:
@@ -545,10 +614,12 @@ class Lookup:
                     raise store.StoreError(f"{info.id} là của năm {info.year}")
                 # the year asked without ?year= (results day's) gets its rank fragments
                 # written out; older years keep them compact (Standing's doc)
-                built = await asyncio.to_thread(standing.build, self.data_dir, basis,
-                                                year == asked)
-                new = await Served.open(info, self.caches, built, batch_size=self.batch_size,
-                                        stats=self.stats, basis=basis)
+                with built_beside_the_loop():
+                    built = await asyncio.to_thread(standing.build, self.data_dir, basis,
+                                                    year == asked)
+                    new = await Served.open(info, self.caches, built,
+                                            batch_size=self.batch_size, stats=self.stats,
+                                            basis=basis)
             except Exception as exc:  # noqa: BLE001 - whatever it is, keep serving the rest
                 errors[f"snapshot {year}"] = f"không mở được {pointer.snapshot}: {exc}"
                 if f"snapshot {year}" not in self.errors:
