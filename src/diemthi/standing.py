@@ -298,9 +298,9 @@ class Standing:
                     above[i + 1], above[i] - above[i + 1], above[0]))
         out = b',"ranks":{' + b",".join(parts) + b"}"
         if self.previous_head:
-            equivalents = self.equivalents
+            # keys absent last year have no entry: .get gives None, which filter drops
             out += self.previous_head + b",".join(
-                [equivalents[f] for f in scores if f in equivalents]) + b"}}"
+                filter(None, map(self.equivalents.get, scores))) + b"}}"
         return out
 
     def stats_document(self, scope: str | None) -> dict[str, Any] | None:
