@@ -104,15 +104,15 @@ def test_the_shipped_config_passes_nginx_t():
 def test_a_lookup_is_cached_at_the_edge_with_its_etag(data_dir, tmp_path):
     publish(data_dir, tmp_path, ROW.format(sbd="01000001"))
     with edge(data_dir) as (client, app):
-        first = client.get(SCORES.format(sbd="01000001"))
-        second = client.get(SCORES.format(sbd="01000001"))
-        assert first.status_code == second.status_code == 200
-        assert first.headers["x-cache-status"] == "MISS"
-        assert second.headers["x-cache-status"] == "HIT"
-        assert second.content == first.content and b'"toan":7.75' in second.content
-        assert second.headers["etag"] == first.headers["etag"]
-        assert second.headers["cache-control"] == "public, max-age=300"
-        assert app_requests(app, 200) == 1  # the second never reached the app
+        # stored from the second request on (proxy_cache_min_uses): a one-off is not kept
+        first, second, third = (client.get(SCORES.format(sbd="01000001")) for _ in range(3))
+        assert first.status_code == second.status_code == third.status_code == 200
+        assert [r.headers["x-cache-status"] for r in (first, second, third)] \
+            == ["MISS", "MISS", "HIT"]
+        assert third.content == first.content and b'"toan":7.75' in third.content
+        assert third.headers["etag"] == first.headers["etag"]
+        assert third.headers["cache-control"] == "public, max-age=300"
+        assert app_requests(app, 200) == 2  # the third never reached the app
 
 
 def test_if_none_match_is_answered_304_cached_or_not(data_dir, tmp_path):
@@ -149,6 +149,7 @@ def test_a_new_snapshot_shows_within_max_age(data_dir, tmp_path):
     publish(data_dir, tmp_path, ROW.format(sbd="01000001"))
     with edge(data_dir, max_age="1") as (client, app):
         old = client.get(SCORES.format(sbd="01000001"))
+        client.get(SCORES.format(sbd="01000001"))  # the second use is stored
         assert client.get(SCORES.format(sbd="01000001")).headers["x-cache-status"] == "HIT"
         publish(data_dir, tmp_path, "01000001,1.5,6.5,8.25,9,8.5,N1\n", name="b")
         deadline = time.monotonic() + 30  # max-age 1 s plus the reload interval, with room
@@ -188,6 +189,7 @@ def test_an_expired_entry_is_served_stale_while_it_is_revalidated(data_dir, tmp_
     publish(data_dir, tmp_path, ROW.format(sbd="01000001"))
     with edge(data_dir, max_age="1") as (client, app):
         first = client.get(SCORES.format(sbd="01000001"))
+        assert client.get(SCORES.format(sbd="01000001")).content == first.content  # stored
         seen: set[str] = set()
         deadline = time.monotonic() + 30
         while not {"STALE", "UPDATING"} & seen or app_requests(app, 304) == 0:
@@ -197,7 +199,7 @@ def test_an_expired_entry_is_served_stale_while_it_is_revalidated(data_dir, tmp_
             assert r.status_code == 200 and r.content == first.content
             seen.add(r.headers["x-cache-status"])
         # nobody waited for the refresh, and the refresh asked the app If-None-Match
-        assert app_requests(app, 200) == 1
+        assert app_requests(app, 200) == 2
 
 
 def test_https_serves_the_lookup_with_hsts_and_port_80_redirects(data_dir, tmp_path):
