@@ -53,7 +53,7 @@ error_log logs/static-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    sendfile on;
+    sendfile off;  # as deploy/diemthi-proxy.conf's cached routes: like for like
     tcp_nodelay on;
     keepalive_requests 10000;
     open_file_cache max=20000 inactive=60s;  # as deploy/nginx.conf: like for like
