@@ -191,7 +191,7 @@ class Standing:
     """One served year's ranks, equivalents and distribution documents, ready as bytes.
 
     ``ready=False`` keeps the province ranks as arrays instead of written fragments
-    (about 1 MiB instead of 16–23 MiB for a national-size year): what a worker serving
+    (3 MiB instead of 21 MiB traced for 1.2 million candidates): what a worker serving
     eleven years keeps of the ten that are not the current one."""
 
     def __init__(self, year: int, tag: str, own: store.Distributions,
