@@ -239,6 +239,36 @@ async def test_resident_misses_arriving_together_are_read_back_to_back(info, mon
     await here.close()
 
 
+def spoil(info, sbd: str) -> None:
+    """A row edited after import (by hand, or bit rot): a score its snapshot's counts never
+    saw, so its ranks cannot be written."""
+    import sqlite3
+    path = info.path
+    path.chmod(0o644)
+    with sqlite3.connect(path) as db:
+        (body,) = db.execute("SELECT body FROM candidates WHERE sbd = ?", (int(sbd),)).fetchone()
+        db.execute("UPDATE candidates SET body = ? WHERE sbd = ?",
+                   (body.replace(b'"toan":', b'"toan":9.99,"x":', 1), int(sbd)))
+    db.close()
+
+
+@pytest.mark.parametrize("resident", [True, False])
+async def test_a_row_whose_body_cannot_be_made_fails_alone(info, resident):
+    spoil(info, "01000002")
+    s = await open_served(info, resident=resident)
+    asked = [f"01{i:06d}" for i in (1, 2, 3, 2, 400)]
+    answers = await asyncio.wait_for(  # a stranded waiter would wait forever
+        asyncio.gather(*(s.get(sbd) for sbd in asked), return_exceptions=True), 10)
+    assert isinstance(answers[1], KeyError) and answers[3] is answers[1]
+    # the others of that loop turn are answered, the snapshot keeps serving
+    assert b'"toan":1.0' in answers[0] and b'"toan":3.0' in answers[2] and answers[4] is None
+    assert not s.waiting and not s.queue and not s.flushing and s.users == 0
+    assert b'"toan":4.0' in await s.get("01000004")
+    with pytest.raises(KeyError):  # not cached as unknown: asked again, it fails again
+        await asyncio.wait_for(s.get("01000002"), 10)
+    await s.close()
+
+
 async def test_snapshots_sharing_the_caches_never_mix(data_dir, tmp_path, info):
     f = write(tmp_path / "b.csv", "sbd,toan,ngu_van\n01000001,1.25,2\n")
     other = store.get_snapshot(data_dir, import_files(data_dir, 2026, [f]).snapshot_id)

@@ -360,18 +360,23 @@ class Served:
         """Phase two: their bodies to their waiters and the caches; a snapshot that
         stopped being resident reads them off the loop instead."""
         batch, rows = read
-        if isinstance(rows, BaseException):
-            self._fail(batch, rows)
-        elif len(rows) != len(batch):
+        if not isinstance(rows, BaseException) and len(rows) != len(batch):
             self.queue = batch + self.queue
             asyncio.get_running_loop().create_task(self._flush())
             return
-        else:
-            body = self.envelope.body
-            self._deliver(batch, {sbd: body(sbd, stored) for sbd, stored in zip(batch, rows)
-                                  if stored is not None}, here=True)
-        self.flushing = False
-        self._check_idle()
+        try:
+            if isinstance(rows, BaseException):
+                self._fail(batch, rows)
+            else:
+                self._deliver(batch, self._bodies(
+                    [(sbd, stored) for sbd, stored in zip(batch, rows) if stored is not None]),
+                    here=True)
+        except Exception as exc:  # noqa: BLE001 - a waiter left waiting stalls the snapshot
+            log.exception("misses of %s failed", self.id)
+            self._fail(batch, exc)
+        finally:
+            self.flushing = False
+            self._check_idle()
 
     def _read_rows(self, batch: list[str]) -> list[bytes | None]:
         """Point reads of a resident snapshot, back to back (module doc): microseconds
@@ -443,19 +448,40 @@ class Served:
                 if not future.done():
                     future.set_exception(exc)
 
+    def _bodies(self, rows: list[tuple[str, bytes]]) -> dict[str, bytes]:
+        """The body of each stored row. A row whose body cannot be made (edited after
+        import: a score its snapshot never counted) fails its own requests only, not the
+        others read with it, and is not cached: asked again, it is read again."""
+        body = self.envelope.body
+        try:
+            return {sbd: body(sbd, stored) for sbd, stored in rows}
+        except Exception:  # noqa: BLE001 - rare: find the row, fail it alone
+            found = {}
+            for sbd, stored in rows:
+                try:
+                    found[sbd] = body(sbd, stored)
+                except Exception as exc:  # noqa: BLE001 - its requests answer 500
+                    log.exception("the body of %s in %s", sbd, self.id)
+                    self._fail([sbd], exc)
+            return found
+
     def _deliver(self, batch: list[str], found: dict[str, bytes], here: bool) -> None:
-        """Each SBD's body (None: no such candidate) to its waiters and the caches. A read
-        on the loop is cheap: caching what was asked once would push out what is asked
-        again and again (:meth:`Caches.admit`). One off the loop is not."""
-        caches = self.caches
+        """Each SBD's body (None: no such candidate) to its waiters and the caches; one
+        whose requests were already failed (:meth:`_bodies`) is skipped. A read on the
+        loop is cheap: caching what was asked once would push out what is asked again and
+        again (:meth:`Caches.admit`). One off the loop is not."""
+        caches, waiting = self.caches, self.waiting
         for sbd in batch:
+            futures = waiting.pop(sbd, None)
+            if futures is None:
+                continue
             body, key = found.get(sbd), (self.slot, sbd)
             if caches.enabled and (not here or caches.admit(key)):
                 if body is None:
                     caches.negative[key] = True
                 else:
                     caches.bodies[key] = body
-            for future in self.waiting.pop(sbd, ()):
+            for future in futures:
                 if not future.done():
                     future.set_result(body)
 
@@ -469,8 +495,7 @@ class Served:
         rows = await db.execute_fetchall(  # SQLite formats the key, off the event loop
             f"SELECT printf('%08d', sbd), body FROM candidates WHERE sbd IN ({marks})",
             [int(s) for s in batch])
-        body = self.envelope.body
-        return {sbd: body(sbd, stored) for sbd, stored in rows}
+        return self._bodies(rows)
 
 
 @contextlib.contextmanager
