@@ -373,3 +373,22 @@ async def test_the_current_year_gets_written_ranks_the_others_compact(data_dir, 
     assert await lookup.served[2025].get("01000002") == await pinned.served[2025].get("01000002")
     await lookup.close()
     await pinned.close()
+
+
+def test_a_standing_is_built_with_the_loop_first_and_everything_put_back():
+    import gc
+    import sys
+    interval, collecting = sys.getswitchinterval(), gc.isenabled()
+    assert collecting, "the test process collects cycles"
+    with pytest.raises(RuntimeError), lookup_mod.built_beside_the_loop():
+        assert sys.getswitchinterval() == lookup_mod.BUILD_SWITCH_INTERVAL
+        assert not gc.isenabled()
+        raise RuntimeError("a build that fails")
+    assert sys.getswitchinterval() == interval and gc.isenabled()
+    gc.disable()
+    try:  # whoever turned the collector off keeps it off
+        with lookup_mod.built_beside_the_loop():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
