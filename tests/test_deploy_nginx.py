@@ -119,8 +119,10 @@ def test_if_none_match_is_answered_304_cached_or_not(data_dir, tmp_path):
     publish(data_dir, tmp_path, ROW.format(sbd="01000001") + ROW.format(sbd="01000002"))
     with edge(data_dir) as (client, app):
         etag = client.get(SCORES.format(sbd="01000001")).headers["etag"]
+        client.get(SCORES.format(sbd="01000001"))  # the second use is stored
         r = client.get(SCORES.format(sbd="01000001"), headers={"If-None-Match": etag})
         assert r.status_code == 304 and r.content == b"" and r.headers["etag"] == etag
+        assert r.headers["x-cache-status"] == "HIT" and app_requests(app, 200) == 2
         # never seen by the edge: the conditional request passes through to the app
         other = etag.replace("01000001", "01000002")
         r = client.get(SCORES.format(sbd="01000002"), headers={"If-None-Match": other})
@@ -133,11 +135,11 @@ def test_the_embargo_is_never_cached(data_dir, tmp_path):
     publish(data_dir, tmp_path, ROW.format(sbd="01000001"))
     release = datetime.now(timezone.utc) + timedelta(seconds=3)
     with edge(data_dir, release_at=release.isoformat()) as (client, app):
-        for _ in range(2):
+        for _ in range(3):  # a response may be stored from the second request on
             r = client.get(SCORES.format(sbd="01000001"))
             assert r.status_code == 403 and r.json()["error"]["code"] == "not_published"
             assert r.headers["x-cache-status"] != "HIT"
-        assert app_requests(app, 403) == 2  # each one asked the app
+        assert app_requests(app, 403) == 3  # each one asked the app
         deadline = time.monotonic() + 30
         while r.status_code == 403 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -181,8 +183,9 @@ def test_the_app_sees_the_client_address_not_a_forged_one(data_dir, tmp_path):
                    for i in range(1, 11)]
         # one client behind the proxy, whatever it claims: the app's own limit applies
         assert answers[:3] == [200] * 3 and set(answers[3:]) == {429}
-        r = client.get(SCORES.format(sbd="01000009"))
-        assert r.status_code == 429 and r.headers["x-cache-status"] != "HIT"
+        for _ in range(2):  # a response may be stored from the second request on
+            r = client.get(SCORES.format(sbd="01000009"))
+            assert r.status_code == 429 and r.headers["x-cache-status"] != "HIT"
 
 
 def test_an_expired_entry_is_served_stale_while_it_is_revalidated(data_dir, tmp_path):

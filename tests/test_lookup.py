@@ -252,6 +252,29 @@ def spoil(info, sbd: str) -> None:
     db.close()
 
 
+async def test_a_bad_page_fails_the_sbds_on_it_alone(info):
+    """A page of the snapshot gone bad after it was opened (a disk error): the SBDs stored
+    on it answer an error, every other SBD read in the same loop turn is answered."""
+    import sqlite3
+    with sqlite3.connect(info.path) as db:
+        pages = db.execute("SELECT pageno FROM dbstat WHERE name = 'candidates' "
+                           "AND pagetype = 'leaf' ORDER BY pageno").fetchall()
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    assert len(pages) > 1, "the fixture spans several leaf pages"
+    last = pages[-1][0]  # the leaf holding the highest SBDs
+    s = await open_served(info, resident=True)  # opening reads every page: gone bad since
+    with open(info.path, "r+b") as fh:  # its page type byte: no valid b-tree page type
+        fh.seek((last - 1) * page_size)
+        fh.write(b"\x42")
+    answers = await asyncio.wait_for(asyncio.gather(
+        s.get("01000001"), s.get("01000300"), s.get("01000002"), return_exceptions=True), 10)
+    assert isinstance(answers[1], sqlite3.DatabaseError)
+    assert b'"toan":1.0' in answers[0] and b'"toan":2.0' in answers[2]
+    assert not s.waiting and not s.flushing and s.users == 0
+    await s.close()
+
+
 @pytest.mark.parametrize("resident", [True, False])
 async def test_a_row_whose_body_cannot_be_made_fails_alone(info, resident):
     spoil(info, "01000002")
@@ -371,6 +394,10 @@ async def test_the_current_year_gets_written_ranks_the_others_compact(data_dir, 
     await pinned.refresh()
     assert pinned.served[2025].standing.ready and not pinned.served[2026].standing.ready
     assert await lookup.served[2025].get("01000002") == await pinned.served[2025].get("01000002")
+    import_files(data_dir, 2027, [write(tmp_path / "2027.csv", "sbd,toan\n01000001,6\n")],
+                 activate=True)
+    await lookup.refresh()  # a new year asked without ?year=: the one before goes compact
+    assert lookup.served[2027].standing.ready and not lookup.served[2026].standing.ready
     await lookup.close()
     await pinned.close()
 

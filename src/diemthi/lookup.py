@@ -389,10 +389,14 @@ class Served:
         cursor, found = self.cursor, []
         for sbd in batch:
             stored = None
-            # one cursor for every point read (none made per read); read to the end, so
-            # that the statement is reset at once
-            for (stored,) in cursor.execute(POINT_READ, (int(sbd),)):  # type: ignore[union-attr]
-                pass
+            try:
+                # one cursor for every point read (none made per read); read to the end,
+                # so that the statement is reset at once
+                for (stored,) in cursor.execute(POINT_READ, (int(sbd),)):  # type: ignore[union-attr]
+                    pass
+            except sqlite3.Error as exc:  # a bad page under one SBD fails that SBD alone
+                log.error("reading %s in %s: %s", sbd, self.id, exc)
+                self._fail([sbd], exc)  # its waiters told: _deliver skips it
             found.append(stored)
         self.until_check -= len(batch)
         if self.until_check <= 0:
@@ -477,14 +481,14 @@ class Served:
             if futures is None:
                 continue
             body, key = found.get(sbd), (self.slot, sbd)
+            for future in futures:  # answered first: nothing below can leave them waiting
+                if not future.done():
+                    future.set_result(body)
             if caches.enabled and (not here or caches.admit(key)):
                 if body is None:
                     caches.negative[key] = True
                 else:
                     caches.bodies[key] = body
-            for future in futures:
-                if not future.done():
-                    future.set_result(body)
 
     async def _read(self, batch: list[str]) -> dict[str, bytes]:
         """Off the loop: a snapshot not (or no longer) resident, so a read may wait for
@@ -640,8 +644,9 @@ class Lookup:
                                         {y: p.snapshot for y, p in pointers.items()})
         for year, pointer in pointers.items():
             current, basis = self.served.get(year), bases[year]
-            if current is not None and current.basis == basis:
-                continue
+            if current is not None and current.basis == basis \
+                    and current.standing.ready == (year == asked):
+                continue  # a new year asked without ?year=: last one's ranks go compact
             try:
                 info = await asyncio.to_thread(store.get_snapshot, self.data_dir,
                                                pointer.snapshot)
