@@ -1,4 +1,7 @@
 import asyncio
+import gc
+import sqlite3
+import sys
 
 import pytest
 
@@ -242,7 +245,6 @@ async def test_resident_misses_arriving_together_are_read_back_to_back(info, mon
 def spoil(info, sbd: str) -> None:
     """A row edited after import (by hand, or bit rot): a score its snapshot's counts never
     saw, so its ranks cannot be written."""
-    import sqlite3
     path = info.path
     path.chmod(0o644)
     with sqlite3.connect(path) as db:
@@ -255,7 +257,6 @@ def spoil(info, sbd: str) -> None:
 async def test_a_bad_page_fails_the_sbds_on_it_alone(info):
     """A page of the snapshot gone bad after it was opened (a disk error): the SBDs stored
     on it answer an error, every other SBD read in the same loop turn is answered."""
-    import sqlite3
     with sqlite3.connect(info.path) as db:
         pages = db.execute("SELECT pageno FROM dbstat WHERE name = 'candidates' "
                            "AND pagetype = 'leaf' ORDER BY pageno").fetchall()
@@ -403,8 +404,6 @@ async def test_the_current_year_gets_written_ranks_the_others_compact(data_dir, 
 
 
 def test_a_standing_is_built_with_the_loop_first_and_everything_put_back():
-    import gc
-    import sys
     interval, collecting = sys.getswitchinterval(), gc.isenabled()
     assert collecting, "the test process collects cycles"
     with pytest.raises(RuntimeError), lookup_mod.built_beside_the_loop():

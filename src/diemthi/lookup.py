@@ -361,23 +361,22 @@ class Served:
         """Phase two: their bodies to their waiters and the caches; a snapshot that
         stopped being resident reads them off the loop instead."""
         batch, rows = read
-        if not isinstance(rows, BaseException) and len(rows) != len(batch):
+        if isinstance(rows, BaseException):
+            self._fail(batch, rows)
+        elif len(rows) != len(batch):
             self.queue = batch + self.queue
             asyncio.get_running_loop().create_task(self._flush())
             return
-        try:
-            if isinstance(rows, BaseException):
-                self._fail(batch, rows)
-            else:
+        else:
+            try:
                 self._deliver(batch, self._bodies(
                     [(sbd, stored) for sbd, stored in zip(batch, rows) if stored is not None]),
                     here=True)
-        except Exception as exc:  # noqa: BLE001 - a waiter left waiting stalls the snapshot
-            log.exception("misses of %s failed", self.id)
-            self._fail(batch, exc)
-        finally:
-            self.flushing = False
-            self._check_idle()
+            except Exception as exc:  # noqa: BLE001 - a waiter left waiting stalls the snapshot
+                log.exception("misses of %s failed", self.id)
+                self._fail(batch, exc)
+        self.flushing = False
+        self._check_idle()
 
     def _read_rows(self, batch: list[str]) -> list[bytes | None]:
         """Point reads of a resident snapshot, back to back (module doc): microseconds
