@@ -4,6 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from diemthi import store
 from diemthi.chatbot import release, replies
 from diemthi.chatbot.conversation import Conversation
 from diemthi.lookup import Lookup
@@ -52,3 +53,58 @@ async def test_the_push_text_for_a_registration(lookup, data_dir):
     assert text.startswith("Điểm thi đã được công bố!\nSBD 08000124") and doc["sbd"] == "08000124"
     assert await conversation.push_text(2026, "08999999") == (replies.not_found("08999999", 2026),
                                                               None)
+
+
+async def test_the_year_without_one_is_the_apis(data_dir, tmp_path):
+    """No year in the message: the year the API answers without ?year= (DIEMTHI_YEAR, else
+    the latest activated), never the newest served one in its place."""
+    import_scores(data_dir, tmp_path, year=2025)
+    import_scores(data_dir, tmp_path)
+    s = load({"data_dir": str(data_dir)}, environ={})
+    older = Lookup(data_dir, year=2025)  # as serve passes DIEMTHI_YEAR
+    await older.refresh()
+    try:
+        assert set(older.served) == {2025, 2026}
+        texts = await Conversation(s, older).compose("08000123", "u")
+        assert texts[0].startswith("SBD 08000123 – Tỉnh Lào Cai – năm 2025")
+        named = await Conversation(s, older).compose("08000123 năm 2026", "u")
+        assert named[0].startswith("SBD 08000123 – Tỉnh Tuyên Quang – năm 2026")
+    finally:
+        await older.close()
+
+
+async def test_a_current_year_not_served_is_not_answered_from_another(data_dir, tmp_path):
+    """2027 activated but its snapshot cannot be opened: the API answers 503 for it, and
+    the chatbot says it is not ready rather than give 2026's scores."""
+    import_scores(data_dir, tmp_path)
+    broken = import_scores(data_dir, tmp_path, year=2027)
+    store.snapshot_path(data_dir, broken).write_bytes(b"not a database")
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+    try:
+        assert lookup.current_year == 2027 and set(lookup.served) == {2026}
+        s = load({"data_dir": str(data_dir)}, environ={})
+        assert await Conversation(s, lookup).compose("08000123", "u") == [replies.BUSY]
+        named = await Conversation(s, lookup).compose("08000123 năm 2026", "u")
+        assert named[0].startswith("SBD 08000123 – Tỉnh Tuyên Quang – năm 2026")
+    finally:
+        await lookup.close()
+
+
+async def test_a_named_year_under_its_release_time_is_not_answered(data_dir, tmp_path):
+    """The message names a year still under embargo that is not the current one: "not yet
+    published", as the API's 403, never its scores."""
+    import_scores(data_dir, tmp_path, year=2025)
+    snapshot = import_scores(data_dir, tmp_path)
+    at = datetime(2099, 7, 12, 8, 0, tzinfo=timezone(timedelta(hours=7)))
+    store.activate(data_dir, snapshot, release_at=at)
+    lookup = Lookup(data_dir, year=2025)
+    await lookup.refresh()
+    try:
+        s = load({"data_dir": str(data_dir)}, environ={})
+        texts = await Conversation(s, lookup).compose("08000123 năm 2026", "u")
+        assert texts == [replies.not_published(at)]
+        assert (await Conversation(s, lookup).compose("08000123", "u"))[0].startswith(
+            "SBD 08000123 – Tỉnh Lào Cai – năm 2025")
+    finally:
+        await lookup.close()

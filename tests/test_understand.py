@@ -337,11 +337,14 @@ def test_scores_mark_liet_and_statuses():
 
 
 def test_choose_year_never_gives_another_years_data():
-    assert replies.choose_year([], [2025, 2026]) == 2026
-    assert replies.choose_year([2025], [2025, 2026]) == 2025
-    assert replies.choose_year([2024], [2025, 2026]) is None
-    assert replies.choose_year([2023, 2026], [2025, 2026]) == 2026
-    assert replies.choose_year([], []) is None
+    assert replies.choose_year([], [2025, 2026], 2026) == 2026
+    assert replies.choose_year([], [2025, 2026], 2025) == 2025  # DIEMTHI_YEAR=2025
+    assert replies.choose_year([], [2025, 2026], 2027) is None  # current, not served
+    assert replies.choose_year([], [2025, 2026], None) is None
+    assert replies.choose_year([2025], [2025, 2026], 2026) == 2025
+    assert replies.choose_year([2024], [2025, 2026], 2026) is None
+    assert replies.choose_year([2023, 2026], [2025, 2026], 2025) == 2026
+    assert replies.choose_year([], [], None) is None
 
 
 def test_events_and_the_media_memory():

@@ -35,8 +35,8 @@ class Conversation:
         """The replies to one event, one chat bubble each."""
         if event != "user_send_text":
             return replies.for_event(event, user_id, self.recent, self.settings)
-        served = self.lookup.served
-        reading = understand.read(text, served=replies.served_provinces(served),
+        served, current = self.lookup.served, self.lookup.current_year
+        reading = understand.read(text, served=replies.served_provinces(served, current),
                                   max_sbds=self.settings.chatbot_max_sbds)
         if release.embargoed(self.lookup, time.time()):
             moment = release.release_at(self.lookup)
@@ -48,11 +48,17 @@ class Conversation:
             if reading.sbds or not (reading.intents or reading.ack or reading.near_misses):
                 return [replies.not_published(moment)]  # type: ignore[arg-type]
             # a question, a thank-you or a near miss is answered as on any day
-        year = replies.choose_year(reading.years, served)
+        year = replies.choose_year(reading.years, served, current)
+        if year is not None and reading.sbds \
+                and release.embargoed(self.lookup, time.time(), year):
+            # a year the message names that is not published yet (the current year's
+            # embargo, with its registration for the push, is answered above)
+            moment = release.release_at(self.lookup, year)
+            return [replies.not_published(moment)]  # type: ignore[arg-type]
         docs = {sbd: await self.candidate(year, sbd) for sbd in reading.sbds} \
             if year is not None else {}
         return replies.for_reading(reading, docs, year, served, self.answers, self.settings,
-                                   link=self.link)
+                                   link=self.link, current=current)
 
     async def candidate(self, year: int, sbd: str) -> dict | None:
         served = self.lookup.served.get(year)

@@ -193,10 +193,13 @@ def skipped(sbds: list[str], max_sbds: int) -> str:
             f"{', '.join(sbds)}. Bạn gửi các số này trong tin nhắn khác nhé.")
 
 
-def year_not_served(asked: Collection[int], served: Collection[int]) -> str:
+def year_not_served(asked: Collection[int], served: Collection[int],
+                    current: int | None = None) -> str:
+    """``current``: the year answered without one, suggested when it is served."""
     have = ", ".join(map(str, sorted(served)))
+    suggest = current if current in served else max(served, default=None)
     return (f"Kênh này chưa có điểm thi năm {', '.join(map(str, sorted(asked)))}; hiện tra "
-            f"được điểm năm {have}. Bạn gửi lại số báo danh kèm năm {max(served)} "
+            f"được điểm năm {have}. Bạn gửi lại số báo danh kèm năm {suggest} "
             "(hoặc không ghi năm) nhé." if served else BUSY)
 
 
@@ -234,35 +237,41 @@ def link(url: str) -> str:
 
 # -- choosing what to say -----------------------------------------------------------------
 
-def served_provinces(served: Mapping[int, "Served"]) -> frozenset[str] | None:
-    """The province codes with candidates in the newest served year (None: unknown, so
-    every 2026 province counts as served)."""
-    if not served:
-        return None
-    return served[max(served)].provinces or None
+def served_provinces(served: Mapping[int, "Served"], year: int | None
+                     ) -> frozenset[str] | None:
+    """The province codes with candidates in ``year``, the year answered without one
+    (None: unknown, so every 2026 province counts as served)."""
+    found = served.get(year) if year is not None else None
+    return (found.provinces or None) if found is not None else None
 
 
-def choose_year(asked: Collection[int], served: Collection[int]) -> int | None:
-    """The newest served year the message names; the newest served year when it names
-    none; None when it names only years that are not served (never another year's data)."""
+def choose_year(asked: Collection[int], served: Collection[int],
+                current: int | None) -> int | None:
+    """The newest served year the message names; when it names none, ``current``, the
+    year the API answers without ``?year=`` (``Lookup.current_year``); None when that
+    year is not served or the message names only years that are not (never another
+    year's data)."""
     named = [y for y in asked if y in served]
     if named:
         return max(named)
-    if asked or not served:
+    if asked or current not in served:
         return None
-    return max(served)
+    return current
 
 
 def for_reading(reading: Reading, docs: Mapping[str, dict | None], year: int | None,
                 served: Mapping[int, "Served"], answers: Mapping[str, str],
-                settings: "Settings", link: Callable[[str], str] = lambda sbd: "") -> list[str]:
+                settings: "Settings", link: Callable[[str], str] = lambda sbd: "",
+                current: int | None = None) -> list[str]:
     """The bubbles answering one message, in order: scores (each with its ``link`` line,
     and a question asked with them following in the same bubble), near misses, skipped
-    SBDs, then the Sở's answers. ``docs``: the candidates of ``reading.sbds`` in ``year``."""
+    SBDs, then the Sở's answers. ``docs``: the candidates of ``reading.sbds`` in ``year``;
+    ``current``: the year answered without one (see :func:`choose_year`)."""
     out: list[str] = []
     if reading.sbds:
         if year is None:
-            out.append(year_not_served(reading.years, served) if reading.years else BUSY)
+            out.append(year_not_served(reading.years, served, current) if reading.years
+                       else BUSY)
         else:
             for sbd in reading.sbds:
                 doc = docs.get(sbd)
@@ -273,7 +282,7 @@ def for_reading(reading: Reading, docs: Mapping[str, dict | None], year: int | N
                            if sbd in reading.padded else text)
     with_scores = len(out)
     if reading.elsewhere:
-        out.append(elsewhere(reading.elsewhere, served_provinces(served),
+        out.append(elsewhere(reading.elsewhere, served_provinces(served, current),
                              settings.chatbot_other_provinces_url))
     out += [unknown_code(sbd) for sbd in reading.unknown_code]
     out += [meant(typed, digits) for typed, digits in reading.meant]
