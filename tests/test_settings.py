@@ -78,7 +78,14 @@ def test_year_limits_and_durations():
     assert (s.year, s.header_timeout, s.reload_interval, s.max_connections) == (
         2026, 300.0, 500.0, 300)
     assert load(environ={"DIEMTHI_RELOAD_INTERVAL": "2s"}).reload_interval == 2.0
+    assert load(environ={"DIEMTHI_ZALO_TIMEOUT": "30s"}).zalo_timeout == 30.0
+    assert load(environ={"DIEMTHI_ZALO_TIMEOUT": "2.5"}).zalo_timeout == 2.5
+    assert load(environ={"DIEMTHI_MAX_AGE": "5m"}).max_age == 300
+    assert load({"max_age": "90"}, environ={}).max_age == 90
+    assert load(environ={}).max_age == 300 and load(environ={}).zalo_timeout == 10.0
     for env in ({"DIEMTHI_YEAR": "0000"}, {"DIEMTHI_HEADER_TIMEOUT": "soon"},
+                {"DIEMTHI_MAX_AGE": "1.5s"}, {"DIEMTHI_MAX_AGE": "-5m"},
+                {"DIEMTHI_ZALO_TIMEOUT": "-1s"}, {"DIEMTHI_ZALO_TIMEOUT": "fast"},
                 {"DIEMTHI_HEADER_TIMEOUT": "0s"}, {"DIEMTHI_MAX_CONNECTIONS": "0"}):
         with pytest.raises(SettingsError, match=next(iter(env))):
             load(environ=env)

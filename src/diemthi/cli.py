@@ -382,8 +382,8 @@ def _serve_options(command: Any) -> Any:
          "bytes [env DIEMTHI_PAGE_CACHE_SIZE; 5000]."),
         ("batch-size", click.IntRange(1), "N", "Cache misses per SQLite read, at most "
          "[env DIEMTHI_BATCH_SIZE; 256]."),
-        ("max-age", click.IntRange(0), "SECONDS", "Cache-Control max-age of answers "
-         "[env DIEMTHI_MAX_AGE; 300]."),
+        ("max-age", str, "DURATION", "Cache-Control max-age of answers, whole seconds "
+         "[env DIEMTHI_MAX_AGE; 300s]."),
     ]):
         command = click.option(f"--{name}", type=kind, default=None, metavar=meta,
                                help=text)(command)

@@ -67,6 +67,15 @@ def parse_duration(text: str | float | int) -> float:
     return number * _UNITS[unit]
 
 
+def parse_seconds(text: str | float | int) -> int:
+    """Whole seconds from a duration (``300``, ``5m``): Cache-Control's max-age has no
+    fractions."""
+    seconds = parse_duration(text)
+    if seconds != int(seconds):
+        raise ValueError(f"not a whole number of seconds: {text!r}")
+    return int(seconds)
+
+
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False)
                  for part in text.split(",") if part.strip())
@@ -83,7 +92,7 @@ class Settings:
     cache_size: int = 60_000
     negative_cache_size: int = 50_000  # unknown SBDs (404s)
     batch_size: int = 256  # cache misses sent to SQLite in one round trip, at most
-    max_age: int = 300  # Cache-Control max-age, seconds
+    max_age: int = 300  # Cache-Control max-age, seconds (a duration: 300, 5m)
     reload_interval: float = 2.0  # how often a server checks the active pointers
     release_at: datetime | None = None  # embargo: lookups answer "not yet" until then
     rate_limit: float = 0.0  # requests per second per client; 0 = off
@@ -105,7 +114,7 @@ class Settings:
     zalo_api_base: str = "https://openapi.zalo.me"
     zalo_oauth_base: str = "https://oauth.zaloapp.com"
     zalo_concurrency: int = 32  # replies in flight at once
-    zalo_timeout: float = 10.0
+    zalo_timeout: float = 10.0  # seconds per call to Zalo (a duration: 10, 10s)
     # province server: who may read /metrics (the app checks it as the edge does)
     metrics_allow: tuple = ()  # networks; empty = loopback only (see metrics_networks)
     # Zalo durable outbox, release push and message channels (#8, #14)
@@ -154,12 +163,12 @@ class Settings:
 
 _CASTS = {
     "data_dir": Path, "port": int, "workers": int, "cache_size": int,
-    "negative_cache_size": int, "batch_size": int, "max_age": int,
+    "negative_cache_size": int, "batch_size": int, "max_age": parse_seconds,
     "reload_interval": parse_duration,
     "release_at": parse_release_at, "rate_limit": float, "rate_burst": int,
     "trusted_proxies": _networks, "metrics_allow": _networks, "access_log": _bool,
     "cors_origins": _origins,
-    "zalo_concurrency": int, "zalo_timeout": float,
+    "zalo_concurrency": int, "zalo_timeout": parse_duration,
     "zalo_send_rate": float, "zalo_free_window": parse_duration,
     "zalo_reply_window": parse_duration,
     "zalo_refresh_every": parse_duration, "zalo_max_skew": parse_duration,
