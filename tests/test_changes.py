@@ -82,7 +82,10 @@ def test_old_value_that_disagrees_with_the_base_refuses(data_dir, tmp_path, base
     assert store.active_ids(data_dir)[2026] == base
     assert len(store.list_snapshots(data_dir)) == 1
     last = list(history.read(data_dir))[-1]
-    assert last["action"] == "refused" and last["base"] == base
+    assert last["action"] == "refused" and last["base"] == base and last["bad_rows"] == 3
+    # the id it would have had names its report, which says why
+    assert last["report"] == f"import-{last['snapshot']}.csv"
+    assert (data_dir / "reports" / last["report"]).exists()
     # with --max-errors the good row goes in
     result = import_changes(data_dir, 2026, base, [f], max_errors=3)
     assert doc(data_dir, "01000002", result.snapshot_id)["scores"]["ngu_van"] == 7.0

@@ -466,6 +466,30 @@ def test_skip_unchanged_does_not_pile_up_snapshots(data_dir, tmp_path):
     assert len(store.list_snapshots(data_dir)) == 2
 
 
+def test_a_refusal_in_the_history_names_its_report(data_dir, tmp_path):
+    from diemthi import history
+
+    bad = write(tmp_path / "bad.csv", "sbd,toan\n01000001,5\n01000002,11\n")
+    with pytest.raises(ImportRefused):
+        import_files(data_dir, 2026, [bad], by="staff")
+    unreadable = tmp_path / "broken.xlsx"
+    unreadable.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(ImportRefused):
+        import_files(data_dir, 2026, [unreadable], by="staff")
+    rows, broken = list(history.read(data_dir))
+    assert rows["action"] == "refused" and rows["bad_rows"] == 1
+    assert rows["files"][0]["name"] == "bad.csv" and rows["by"] == "staff"
+    # the id it would have had names its report, which lists the bad cell
+    assert rows["report"] == f"import-{rows['snapshot']}.csv"
+    assert rows["snapshot"].startswith("2026-")
+    assert "11" in (data_dir / "reports" / rows["report"]).read_text(encoding="utf-8-sig")
+    assert rows["report"] in history.describe(rows)
+    # refused at its head, before an id was chosen: no report, the reason in the line
+    assert broken["action"] == "refused" and "không đọc được" in broken["error"]
+    assert "snapshot" not in broken and "report" not in broken
+    assert not store.list_snapshots(data_dir)
+
+
 def test_snapshots_and_reports_are_private(data_dir, tmp_path):
     import stat
 

@@ -104,8 +104,10 @@ def import_changes(data_dir: Path, year: int, base_id: str, files: list[Path], *
         result, changed, rows = _build(data_dir, year, base_id, files, activate=activate,
                                        max_errors=max_errors, maps=maps)
     except ImportRefused as exc:
-        history.append(data_dir, "refused", year=year, base=base_id,
-                       files=file_records(files), by=by, reason=reason, error=str(exc))
+        history.append(data_dir, "refused", year=year, snapshot=exc.snapshot_id,
+                       report=exc.report, base=base_id, files=file_records(files), by=by,
+                       reason=reason, error=str(exc),
+                       bad_rows=exc.result.bad_rows if exc.result else None)
         raise
     record(data_dir, result, by, reason, rows=rows, base=base_id, changed=changed)
     return result
@@ -132,7 +134,8 @@ def _build(data_dir: Path, year: int, base_id: str, files: list[Path], *, activa
             _apply(table, summary, db, year, changed, lines, report)
     except DialectError as exc:
         report.close()
-        raise ImportRefused(f"{exc}; không tạo bản chụp nào") from exc
+        raise ImportRefused(f"{exc}; không tạo bản chụp nào", snapshot_id=snapshot_id) \
+            from exc
     finally:
         db.close()
     result = ImportResult(year, summaries, {}, {}, report.sample, [],
@@ -140,7 +143,8 @@ def _build(data_dir: Path, year: int, base_id: str, files: list[Path], *, activa
     if result.bad_rows > max_errors or not changed:
         why = (f"{result.bad_rows} dòng lỗi (cho phép tối đa {max_errors})"
                if result.bad_rows > max_errors else "không có điểm nào thay đổi")
-        raise ImportRefused(f"không nhập: {why}; không tạo bản chụp nào", result)
+        raise ImportRefused(f"không nhập: {why}; không tạo bản chụp nào", result,
+                            snapshot_id)
 
     converter = _Converter(Plan("", year, (0, SBD), _SUBJECT_COLUMNS, None, len(_KEYS)))
     store.clean_partials(data_dir)

@@ -97,4 +97,6 @@ def describe(event: dict) -> str:
         parts.append(f"lý do: {event['reason']}")
     if event.get("error"):
         parts.append(f"lỗi: {event['error']}")
+    if event.get("report"):
+        parts.append(f"báo cáo: {event['report']}")
     return "  ".join(parts)

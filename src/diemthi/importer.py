@@ -41,11 +41,22 @@ _MEMO_LIMIT = 50_000  # distinct valid score cells remembered across chunks
 
 
 class ImportRefused(Exception):
-    """The input was refused; nothing was built or activated."""
+    """The input was refused; nothing was built or activated. ``snapshot_id``: the id it
+    would have had, which names its report (``reports/import-ID.csv``), once chosen."""
 
-    def __init__(self, message: str, result: "ImportResult | None" = None):
+    def __init__(self, message: str, result: "ImportResult | None" = None,
+                 snapshot_id: str | None = None):
         super().__init__(message)
         self.result = result
+        self.snapshot_id = snapshot_id
+
+    @property
+    def report(self) -> str | None:
+        """The report's file name, when one was written."""
+        path = self.result.report_path if self.result is not None else None
+        if path is None and self.snapshot_id is not None:
+            path = Path(f"import-{self.snapshot_id}.csv")
+        return path.name if path is not None else None
 
 
 @dataclass(frozen=True)
@@ -574,7 +585,8 @@ def import_files(data_dir: Path, year: int, files: list[Path], *, activate: bool
         result = _import(data_dir, year, files, activate=activate, max_errors=max_errors,
                          maps=maps, jobs=jobs, progress=progress, skip_unchanged=skip_unchanged)
     except ImportRefused as exc:
-        history.append(data_dir, "refused", year=year, files=file_records(files), by=by,
+        history.append(data_dir, "refused", year=year, snapshot=exc.snapshot_id,
+                       report=exc.report, files=file_records(files), by=by,
                        reason=reason, error=str(exc),
                        bad_rows=exc.result.bad_rows if exc.result else None)
         raise
@@ -693,7 +705,8 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
         bars.close()
         writer.abort()  # type: ignore[union-attr]
         report.close()
-        raise ImportRefused(f"{exc.name}: {exc.error}; không tạo bản chụp nào") from exc
+        raise ImportRefused(f"{exc.name}: {exc.error}; không tạo bản chụp nào",
+                            snapshot_id=snapshot_id) from exc
     except BaseException:
         bars.close()
         if writer is not None:
@@ -717,7 +730,8 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
         writer.abort()
         why = (f"{bad_rows} dòng lỗi (cho phép tối đa {max_errors})" if bad_rows > max_errors
                else "không có dòng điểm nào")
-        raise ImportRefused(f"không nhập: {why}; không tạo bản chụp nào", result)
+        raise ImportRefused(f"không nhập: {why}; không tạo bản chụp nào", result,
+                            snapshot_id)
     return finish(data_dir, writer, _manifest(result, snapshot_id, created, max_errors),
                   result, activate, totals.distribution())
 
