@@ -418,3 +418,47 @@ def test_a_standing_is_built_with_the_loop_first_and_everything_put_back():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_a_broken_last_year_leaves_this_year_served(data_dir, tmp_path, caplog):
+    """Last year's pointer names a snapshot that is gone, or one that cannot be read: this
+    year is served all the same (without last year's equivalents) and the problem is
+    last year's alone; when last year's file is back, this year gets them again."""
+    last = import_files(data_dir, 2025, [write(tmp_path / "2025.csv", "sbd,toan\n01000001,6\n")],
+                        activate=True).snapshot_id
+    this = import_files(data_dir, 2026, [write(tmp_path / "2026.csv", "sbd,toan\n01000001,5\n")],
+                        activate=True).snapshot_id
+    kept = tmp_path / "kept.sqlite"
+    store.snapshot_path(data_dir, last).rename(kept)
+    lookup = Lookup(data_dir)
+    try:
+        await lookup.refresh()
+        assert 2026 in lookup.served and 2025 not in lookup.served
+        assert all(this not in p and "năm 2026" not in p for p in lookup.problems)
+        assert any(last in p for p in lookup.problems)
+        assert b'"previous_year"' not in await lookup.served[2026].get("01000001")
+        kept.rename(store.snapshot_path(data_dir, last))  # back: both served, equivalents too
+        await lookup.refresh()
+        assert lookup.ready and b'"previous_year"' in await lookup.served[2026].get("01000001")
+        store.snapshot_path(data_dir, last).write_bytes(b"junk" * 1000)  # there, unreadable
+        fresh = Lookup(data_dir)
+        with caplog.at_level("WARNING", logger="diemthi.standing"):
+            await fresh.refresh()
+        assert 2026 in fresh.served and all(this not in p for p in fresh.problems)
+        assert any("cannot be read" in r.message for r in caplog.records)
+        await fresh.close()
+    finally:
+        await lookup.close()
+
+
+async def test_an_unreadable_pointer_is_said_in_the_log_once(data_dir, info, caplog):
+    store.activate(data_dir, info.id)
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+    store.pointer_path(data_dir, 2026).write_text("garbage{")
+    with caplog.at_level("ERROR", logger="diemthi.lookup"):
+        await lookup.refresh()
+        await lookup.refresh()
+    said = [r.message for r in caplog.records if "pointer of 2026" in r.message]
+    assert len(said) == 1 and lookup.served[2026].id == info.id and not lookup.ready
+    await lookup.close()

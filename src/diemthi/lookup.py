@@ -636,6 +636,8 @@ class Lookup:
                 pointers[year] = await asyncio.to_thread(store.read_pointer, self.data_dir, year)
             except store.StoreError as exc:
                 errors[f"pointer {year}"] = str(exc)
+                if f"pointer {year}" not in self.errors:
+                    log.error("the active pointer of %d cannot be read: %s", year, exc)
                 if year in self.pointers:
                     pointers[year] = self.pointers[year]  # keep what it said last
         asked = self.year if self.year is not None else max(pointers, default=None)

@@ -14,7 +14,9 @@ lookup builds a new :class:`Standing` and serves it with fresh caches, as on act
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import sqlite3
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
@@ -28,6 +30,8 @@ from cachetools import LRUCache
 
 from . import national, store
 from .reference import COMBINATIONS, SUBJECTS, provinces
+
+log = logging.getLogger("diemthi.standing")
 
 NATIONAL = "national"  # the scope of the national distribution in stats documents
 Counts = dict[int, int]  # value in hundredths -> candidates
@@ -59,8 +63,14 @@ def bases(data_dir: Path) -> dict[int, Basis]:
 
 
 def bases_for(data_dir: Path, active: dict[int, str]) -> dict[int, Basis]:
-    """The basis of each year of ``active`` (year -> the snapshot its pointer names)."""
-    return {year: Basis(year, snapshot_id, active.get(year - 1),
+    """The basis of each year of ``active`` (year -> the snapshot its pointer names). Last
+    year's snapshot counts only when its file is there: a pointer naming a missing one is
+    that year's problem, and this year is served without it (and rebuilt when it comes)."""
+    def previous(year: int) -> str | None:
+        found = active.get(year - 1)
+        return found if found is not None and store.snapshot_exists(data_dir, found) else None
+
+    return {year: Basis(year, snapshot_id, previous(year),
                         national.version(data_dir, year), national.version(data_dir, year - 1))
             for year, snapshot_id in active.items()}
 
@@ -72,9 +82,15 @@ def build(data_dir: Path, basis: Basis, ready: bool = True) -> "Standing":
     own = store.read_distributions(info.path)
     previous: tuple[int, dict[str, Counts]] | None = None
     if basis.previous_snapshot is not None:
-        last = store.get_snapshot(data_dir, basis.previous_snapshot)
-        previous = (last.year, {key: merge(by_province.values())
-                                for key, by_province in store.read_distributions(last.path).items()})
+        try:
+            last = store.get_snapshot(data_dir, basis.previous_snapshot)
+            previous = (last.year, {key: merge(by_province.values()) for key, by_province
+                                    in store.read_distributions(last.path).items()})
+        except (store.StoreError, sqlite3.Error, OSError) as exc:
+            # last year's file is there but cannot be read (its own year says so):
+            # this year is served all the same, without last year's equivalents
+            log.warning("%s: last year's snapshot %s cannot be read (%s): served without "
+                        "last year's equivalents", basis.snapshot, basis.previous_snapshot, exc)
     elif basis.previous_national is not None:
         found = national.load(data_dir, basis.year - 1)
         if found is not None:

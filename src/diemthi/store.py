@@ -255,6 +255,11 @@ def list_snapshots(data_dir: Path) -> list[SnapshotInfo]:
 _ID_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.")
 
 
+def snapshot_exists(data_dir: Path, snapshot_id: str) -> bool:
+    """Whether a snapshot file of that id is there (a stat; nothing opened)."""
+    return _valid_id(snapshot_id) and snapshot_path(data_dir, snapshot_id).is_file()
+
+
 def get_snapshot(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
     if not _valid_id(snapshot_id):
         shown = snapshot_id[:40] + ("…" if len(snapshot_id) > 40 else "")
