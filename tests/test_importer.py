@@ -269,6 +269,36 @@ def test_a_bad_row_still_claims_its_sbd(data_dir, tmp_path):
     assert result.imported == 1 and body(data_dir, "01000001") is None
 
 
+@pytest.mark.parametrize("few", [None, 1], ids=["as a set", "as bits"])
+def test_every_duplicate_of_a_bad_row_is_reported_whatever_max_errors(data_dir, tmp_path,
+                                                                      few, monkeypatch):
+    """The report is the same with --max-errors 0 as with a large one: a bad row's SBD
+    taken again, later in the chunk, in a later chunk (the file is over 1 MB) or in the
+    next file, is reported; a good row before a bad one with its SBD stays good. Past a
+    number of bad rows, their SBDs are kept as bits: the same answers."""
+    from diemthi import importer
+
+    if few is not None:
+        monkeypatch.setattr(importer._Claimed, "FEW", few)
+    rows = "".join(f"01{i:06d},5\n" for i in range(100_000, 250_000))
+    first = write(tmp_path / "a.csv", "sbd,toan\n01000001,70\n01000001,5\n01000003,6\n"
+                  "01000003,80\n" + rows + "01000001,6\n")
+    second = write(tmp_path / "b.csv", "sbd,toan\n01000001,7\n01000009,7\n")
+    reports = []
+    for max_errors in (0, 1, 4):  # five bad rows: refused each time
+        with pytest.raises(ImportRefused) as info:
+            import_files(data_dir, 2026, [first, second], max_errors=max_errors)
+        got = [(e.file, e.line, e.reason[:15]) for e in info.value.result.errors]
+        assert got == [("a.csv", 2, "điểm phải từ 0 "), ("a.csv", 3, "SBD trùng với m"),
+                       ("a.csv", 5, "điểm phải từ 0 "), ("a.csv", 150_006, "SBD trùng với m"),
+                       ("b.csv", 2, "SBD trùng với m")], max_errors
+        reports.append(info.value.result.report_path.read_text(encoding="utf-8-sig"))
+    assert reports[0] == reports[1] == reports[2]
+    result = import_files(data_dir, 2026, [first, second], max_errors=5, activate=True)
+    assert result.imported == 150_002 and body(data_dir, "01000001") is None
+    assert body(data_dir, "01000003") is not None and body(data_dir, "01000009") is not None
+
+
 def test_report_is_formula_safe_and_errors_in_memory_are_bounded(data_dir, tmp_path):
     rows = "".join(f"0100{i:04d},=HYPERLINK(\"http://x\")\n" for i in range(1, 2501))
     f = write(tmp_path / "=evil.csv", "sbd,toan\n" + rows)

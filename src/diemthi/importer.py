@@ -38,6 +38,7 @@ from .reference import COMBINATIONS, LANGUAGES, SUBJECTS, provinces, subjects_fo
 
 _NUMBER_RE = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 _MEMO_LIMIT = 50_000  # distinct valid score cells remembered across chunks
+SBD_SPACE = 10 ** 8  # SBDs are 8 digits
 
 
 class ImportRefused(Exception):
@@ -829,6 +830,38 @@ def _same_as_active(data_dir: Path, year: int, summaries: list[FileSummary],
     return None
 
 
+class _Claimed:
+    """The SBDs of bad rows so far: a set while they are few (looked up a chunk at a time,
+    in C), one bit per possible SBD past that (12.5 MB, however many: a file of nothing
+    but bad rows keeps memory flat and every one of them is still told)."""
+
+    FEW = 200_000  # ~10 MB as a set
+
+    def __init__(self) -> None:
+        self.few: set[int] = set()
+        self.bits: bytearray | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.few) or self.bits is not None
+
+    def add(self, sbds: Iterable[int]) -> None:
+        if self.bits is None:
+            self.few.update(sbds)
+            if len(self.few) <= self.FEW:
+                return
+            self.bits, sbds, self.few = bytearray(SBD_SPACE // 8), self.few, set()
+        bits = self.bits
+        for n in sbds:
+            bits[n >> 3] |= 1 << (n & 7)
+
+    def among(self, sbds: Iterable[int]) -> set[int]:
+        """Those of ``sbds`` that were claimed by a bad row."""
+        if self.bits is None:
+            return self.few.intersection(sbds)
+        bits = self.bits
+        return {n for n in sbds if bits[n >> 3] >> (n & 7) & 1}
+
+
 class _Totals:
     """What the parent adds up from the converted chunks, in file order."""
 
@@ -839,8 +872,9 @@ class _Totals:
         self.provinces: Counter = Counter()
         # (key, province) -> hundredths -> candidates: the snapshot's distribution tables
         self.counts: dict[tuple[str, str], Counter] = {}
-        # SBDs of bad rows: a later good row with one is a duplicate all the same
-        self.bad_seen: dict[int, int] = {}
+        # SBDs of the bad rows of the chunks absorbed so far: a later good row with one is
+        # a duplicate all the same, however many rows are bad
+        self.claimed = _Claimed()
 
     def absorb(self, r: ChunkResult, writer: store.SnapshotWriter, plan: Plan,
                summaries: tuple[FileSummary, SheetSummary], order: int) -> None:
@@ -860,19 +894,22 @@ class _Totals:
     def write(self, writer: store.SnapshotWriter, r: ChunkResult, plan: Plan,
               order: int) -> list[RowError]:
         """Insert a chunk; a row whose SBD came before (good or bad) is an error, dropped."""
-        seen = self.bad_seen
         self.bad_rows += r.bad_rows
-        if self.bad_rows <= self.max_errors:  # past it nothing is built: memory stays flat
-            for n, line in zip(r.bad_sbds, r.bad_lines):
-                seen.setdefault(n, order | line)
-        if not r.sbds:
-            return []
-        bodies = r.bodies.split(b"\n")  # type: ignore[union-attr]
+        here: dict[int, int] = {}  # this chunk's bad SBDs -> where the first one is
+        for n, line in zip(r.bad_sbds, r.bad_lines):
+            here.setdefault(n, order | line)
         sbds = r.sbds
         drop: list[int] = []
-        if seen:
-            hits = seen.keys() & set(sbds)
-            drop = [k for k, n in enumerate(sbds) if n in hits and seen[n] < order | r.lines[k]]
+        if sbds and (here or self.claimed):
+            earlier = self.claimed.among(sbds)  # bad in an earlier chunk
+            suspects = earlier | (here.keys() & set(sbds)) if here else earlier
+            if suspects:  # or bad earlier in this chunk: dropped, reported as duplicates
+                drop = [k for k, n in enumerate(sbds) if n in suspects
+                        and (n in earlier or here[n] < order | r.lines[k])]
+        self.claimed.add(here)  # after: this chunk's own order was told apart above
+        if not sbds:
+            return []
+        bodies = r.bodies.split(b"\n")  # type: ignore[union-attr]
         if drop:
             gone = set(drop)
             keep = [k for k in range(len(sbds)) if k not in gone]
