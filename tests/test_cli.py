@@ -56,6 +56,39 @@ def test_exit_codes(data_dir, tmp_path):
     assert run("lookup", "--data-dir", str(data_dir), "01000009").exit_code == 1
 
 
+def test_lookup_picks_the_year_as_the_api_and_reads_a_snapshot_before_activation(
+        data_dir, tmp_path):
+    d = str(data_dir)
+    for year, score in ((2025, "6"), (2026, "5")):
+        assert run("import", "--data-dir", d, "--year", str(year), "--activate",
+                   str(write(tmp_path / f"{year}.csv", f"sbd,toan\n01000001,{score}\n"))
+                   ).exit_code == 0
+    assert orjson.loads(run("lookup", "--data-dir", d, "01000001").output)["year"] == 2026
+    pinned = run("lookup", "--data-dir", d, "01000001", env={"DIEMTHI_YEAR": "2025"})
+    assert orjson.loads(pinned.output)["year"] == 2025  # as the API with DIEMTHI_YEAR
+    # a phúc khảo import, not activated: --snapshot shows it as it would be served
+    base = store.active_ids(data_dir)[2026]
+    changes = write(tmp_path / "pk.csv", "sbd,toan_cu,toan\n01000001,5,7.5\n")
+    r = run("import", "--data-dir", d, "--year", "2026", "--base", base, str(changes))
+    assert r.exit_code == 0, r.output
+    new = next(i.id for i in store.list_snapshots(data_dir) if i.id not in (base,)
+               and i.year == 2026)
+    assert orjson.loads(run("lookup", "--data-dir", d, "01000001").output)["scores"] == {
+        "toan": 5.0}  # the active one, still the base
+    doc = orjson.loads(run("lookup", "--data-dir", d, "--snapshot", new, "01000001").output)
+    assert doc["scores"] == {"toan": 7.5} and doc["updated_after_appeal"] is True
+    assert doc["previous_year"]["year"] == 2025  # with what serving it would add
+    assert run("lookup", "--data-dir", d, "--snapshot", "2026-nope", "01000001").exit_code == 1
+    assert run("lookup", "--data-dir", d, "--snapshot", new, "--year", "2026",
+               "01000001").exit_code == 2
+    # 2027 activated, its snapshot gone: said, never answered from 2026 in its place
+    (data_dir / "active" / "2027").write_text("2027-missing\n")
+    r = run("lookup", "--data-dir", d, "01000001")
+    assert r.exit_code == 1 and "năm 2027" in r.output
+    r = run("stats", "--data-dir", d, "--snapshot", new, "--json")
+    assert r.exit_code == 0 and orjson.loads(r.output)["year"] == 2026
+
+
 def test_ctrl_c_mid_import_leaves_nothing_half_done(data_dir, tmp_path):
     served = write(tmp_path / "a.csv", "sbd,toan\n01000001,5\n")
     assert run("import", "--data-dir", str(data_dir), "--year", "2026", "--activate",

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 import click
 import orjson
@@ -32,7 +32,7 @@ def _settings(**flags: Any) -> settings_mod.Settings:
         raise click.UsageError(str(exc)) from exc
 
 
-def refuse(message: str) -> None:
+def refuse(message: str) -> NoReturn:
     click.secho(f"Lỗi: {message}", fg="red", err=True)
     sys.exit(1)
 
@@ -250,17 +250,23 @@ def _release_note(data_dir: Path, info: store.SnapshotInfo) -> str:
     return f"  công bố từ {messages.when(at)}" if at else ""
 
 
+SERVED_YEAR_HELP = ("Exam year [default: as the API answers without ?year=: DIEMTHI_YEAR, "
+                    "else the latest year activated].")
+SNAPSHOT_HELP = ("A snapshot by id, activated or not (check a phúc khảo import before "
+                 "activating it), as it would be served.")
+
+
 @cli.command()
 @data_dir_option
-@click.option("--year", type=click.IntRange(2000, 2100), default=None,
-              help="Exam year [default: the latest with an active snapshot].")
+@click.option("--year", type=click.IntRange(2000, 2100), default=None, help=SERVED_YEAR_HELP)
+@click.option("--snapshot", "snapshot_id", default=None, metavar="ID", help=SNAPSHOT_HELP)
 @click.argument("sbd")
-def lookup(data_dir: Path | None, year: int | None, sbd: str) -> None:
+def lookup(data_dir: Path | None, year: int | None, snapshot_id: str | None, sbd: str) -> None:
     """Print one candidate's scores as the API serves them."""
     settings = _settings(data_dir=data_dir)
     if not is_sbd(sbd):
         raise click.BadParameter("SBD phải gồm đúng 8 chữ số", param_hint="SBD")
-    info, built = _served(settings.data_dir, year)
+    info, built = _served(settings, year, snapshot_id)
     body = store.lookup(info, sbd, built)
     if body is None:
         refuse(f"không tìm thấy SBD {sbd} trong năm {info.year}")
@@ -268,33 +274,49 @@ def lookup(data_dir: Path | None, year: int | None, sbd: str) -> None:
     click.echo(orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode())
 
 
-def _served(data_dir: Path, year: int | None) -> tuple[store.SnapshotInfo, standing.Standing]:
-    """The active snapshot of ``year`` (default: the latest) and its standing, as served."""
-    bases = standing.bases(data_dir)
-    if not bases:
+def _served(settings: settings_mod.Settings, year: int | None, snapshot_id: str | None = None
+            ) -> tuple[store.SnapshotInfo, standing.Standing]:
+    """A snapshot and its standing as the server serves (or, not activated, would serve)
+    it: ``snapshot_id``'s, else the active one of ``year``, whose default is the API's
+    (``DIEMTHI_YEAR``, else the latest year activated; never another year in its place)."""
+    data_dir = settings.data_dir
+    active = store.active_ids(data_dir)
+    if snapshot_id is not None:
+        if year is not None:
+            raise click.UsageError("--year và --snapshot: chọn một")
+        try:
+            info = store.get_snapshot(data_dir, snapshot_id)
+        except store.StoreError as exc:
+            refuse(str(exc))
+        basis = standing.bases_for(data_dir, {**active, info.year: info.id})[info.year]
+        return info, standing.build(data_dir, basis)
+    pointed = store.pointer_years(data_dir)
+    if not pointed:
         refuse(f"chưa có bản chụp nào được kích hoạt trong {data_dir}")
-    year = year or max(bases)
-    if year not in bases:
-        refuse(f"năm {year} chưa có bản chụp được kích hoạt")
-    return (store.get_snapshot(data_dir, bases[year].snapshot),
-            standing.build(data_dir, bases[year]))
+    year = year or settings.year or max(pointed)
+    if year not in active:
+        why = "chưa có bản chụp được kích hoạt" if year not in pointed else \
+            "có con trỏ kích hoạt nhưng không đọc được nó hoặc bản chụp nó chỉ tới"
+        refuse(f"năm {year} {why} (xem: diemthi snapshots)")
+    basis = standing.bases_for(data_dir, active)[year]
+    return store.get_snapshot(data_dir, basis.snapshot), standing.build(data_dir, basis)
 
 
 @cli.command()
 @data_dir_option
-@click.option("--year", type=click.IntRange(2000, 2100), default=None,
-              help="Exam year [default: the latest with an active snapshot].")
+@click.option("--year", type=click.IntRange(2000, 2100), default=None, help=SERVED_YEAR_HELP)
+@click.option("--snapshot", "snapshot_id", default=None, metavar="ID", help=SNAPSHOT_HELP)
 @click.option("--province", default=None, metavar="CC", help="One province (2-digit code).")
 @click.option("--national", "whole_country", is_flag=True,
               help="The imported national distribution instead of the snapshot.")
 @click.option("--json", "as_json", is_flag=True, help="The document of GET /v1/stats/....")
-def stats(data_dir: Path | None, year: int | None, province: str | None, whole_country: bool,
-          as_json: bool) -> None:
+def stats(data_dir: Path | None, year: int | None, snapshot_id: str | None,
+          province: str | None, whole_country: bool, as_json: bool) -> None:
     """Phổ điểm of the served snapshot (or a province, or the nation), to cross-check."""
     settings = _settings(data_dir=data_dir)
     if province and whole_country:
         raise click.UsageError("--province và --national: chọn một")
-    info, built = _served(settings.data_dir, year)
+    info, built = _served(settings, year, snapshot_id)
     scope = standing.NATIONAL if whole_country else province
     doc = built.stats_document(scope)
     if doc is None:
