@@ -167,3 +167,25 @@ def test_import_output_names_sheets_and_skip_unchanged(data_dir, tmp_path):
     r = run(*args)
     assert r.exit_code == 0 and "Không nhập lại" in r.output
     assert len(store.list_snapshots(data_dir)) == 1
+
+
+def test_snapshots_says_which_files_are_not_sound(data_dir, tmp_path):
+    d = str(data_dir)
+    assert run("import", "--data-dir", d, "--year", "2026", "--activate",
+               *map(str, SAMPLE)).exit_code == 0
+    (good,) = store.list_snapshots(data_dir)
+    folder = store.snapshots_dir(data_dir)
+    assert run("snapshots", "--data-dir", d, "--check").exit_code == 0
+    # a copy cut short: no readable manifest, so never listed as a snapshot; said, exit 1
+    (folder / "2026-cut.sqlite").write_bytes(good.path.read_bytes()[:300_000])
+    r = CliRunner().invoke(cli, ["snapshots", "--data-dir", d])
+    assert r.exit_code == 1 and "! 2026-cut.sqlite" in r.output and f"* {good.id}" in r.output
+    (folder / "2026-cut.sqlite").unlink()
+    # a copy damaged in the middle: its manifest reads, only --check reads every page
+    damaged = bytearray(good.path.read_bytes())
+    middle = len(damaged) // 2
+    damaged[middle:middle + 4096] = b"\xff" * 4096
+    (folder / "2026-damaged.sqlite").write_bytes(bytes(damaged))
+    assert run("snapshots", "--data-dir", d).exit_code == 0
+    r = CliRunner().invoke(cli, ["snapshots", "--data-dir", d, "--check"])
+    assert r.exit_code == 1 and "! 2026-damaged.sqlite: hỏng" in r.output
