@@ -115,6 +115,13 @@ def test_a_line_with_no_newline_and_a_huge_field_are_refused_with_their_line(tmp
         fh.write(b"9" * (3 << 20))
     with pytest.raises(DialectError, match=r"dòng 3: bản ghi dài quá 1 MB \(không có dấu"):
         list(open_table(long_line).chunks())
+    for size in (1_100_000, 2_000_000):  # a whole line over 1 MB, ending in the next block
+        cells = write(tmp_path / f"wide-{size}.csv", "sbd,toan\n01000001,5\n"
+                      + "5," * (size // 2) + "\n01000002,6\n")
+        with pytest.raises(DialectError, match=r"dòng 3: bản ghi dài quá 1 MB \(một dòng"):
+            list(open_table(cells).chunks())
+    fits = write(tmp_path / "fits.csv", "sbd,toan\n" + "01000001,5\n" * 200_000)
+    assert sum(len(c.data) for c in open_table(fits).chunks()) > 2 << 20  # many blocks
     field = write(tmp_path / "field.csv", "sbd,toan,x\n01000001,5,y\n01000002,5,"
                   + "z" * 200_000 + "\n")
     with pytest.raises(DialectError, match=r"dòng 3: có ô dài quá 131072 ký tự"):

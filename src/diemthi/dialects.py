@@ -249,6 +249,8 @@ def _csv_chunks(path: Path, start: int, first_line: int, encoding: str, delimite
         while True:
             block = fh.read(chunk_bytes)
             data = pending + block if pending else block
+            if pending and len(pending) + max(block.find(b"\n"), 0) > MAX_RECORD_BYTES:
+                _too_long(line, pending, "một dòng")  # carried over, it ends past the limit
             if not block:
                 if data.strip():
                     yield CsvChunk(data, line, encoding, delimiter)
@@ -263,10 +265,12 @@ def _csv_chunks(path: Path, start: int, first_line: int, encoding: str, delimite
                 line += data.count(b"\n", 0, cut)
             pending = data[cut:]
             if len(pending) > MAX_RECORD_BYTES:
-                why = ("có dấu ngoặc kép mở mà không đóng" if b'"' in pending
-                       else "không có dấu xuống dòng")
-                raise DialectError(f"dòng {line}: bản ghi dài quá {MAX_RECORD_BYTES >> 20} MB "
-                                   f"({why})")
+                _too_long(line, pending, "không có dấu xuống dòng")
+
+
+def _too_long(line: int, record: bytes, unquoted: str) -> None:
+    why = "có dấu ngoặc kép mở mà không đóng" if b'"' in record else unquoted
+    raise DialectError(f"dòng {line}: bản ghi dài quá {MAX_RECORD_BYTES >> 20} MB ({why})")
 
 
 _HEAD_BYTES = 1 << 16
