@@ -47,6 +47,8 @@ def test_exit_codes(data_dir, tmp_path):
     assert "bad.csv:2: cột 'toan' = '12': điểm phải từ 0 đến 10" in r.output
     assert "Báo cáo:" in r.output
     assert run("import", "--data-dir", str(data_dir), str(bad)).exit_code == 2  # no --year
+    assert run("import", "--data-dir", str(data_dir), "--year", "2026", "--map", "nonsense",
+               str(bad)).exit_code == 2  # a malformed --map: usage
     assert run("lookup", "--data-dir", str(data_dir), "123").exit_code == 2
     assert run("lookup", "--data-dir", str(data_dir), "01000001").exit_code == 1  # none active
     assert run("activate", "--data-dir", str(data_dir), "nope").exit_code == 1

@@ -173,3 +173,14 @@ def test_shared_strings_as_excel_writes_them(tmp_path: Path):
     table = open_table(path)
     assert table.headers == ["SBD", "Toán", "Ghi chú & khác"]
     assert rows_of(table) == [("Sheet1", 2, ["01000001", "7.75", "A<B"])]
+
+
+def test_an_import_refusing_a_stray_cell_names_the_file(tmp_path: Path):
+    from diemthi.importer import ImportRefused, import_files
+
+    for row in (3, 1048576):  # among the rows read for the header, and far below them
+        xml = HEAD_XML + (f'<row r="{row}"><c r="XFD{row}"><v>1</v></c></row>'
+                          "</sheetData></worksheet>").encode()
+        book = _zip_with_sheet(tmp_path / f"stray-{row}.xlsx", xml)
+        with pytest.raises(ImportRefused, match=rf"^stray-{row}\.xlsx: Sheet1!XFD{row}: "):
+            import_files(tmp_path / "data", 2026, [book])

@@ -16,9 +16,10 @@ from typing import Any, Iterator, NoReturn
 import click
 import orjson
 
-from . import (backup as backup_mod, changes, history, importer, messages, national,
-               settings as settings_mod, standing, store)
+from . import (backup as backup_mod, changes, dialects, history, importer, messages,
+               national, settings as settings_mod, standing, store)
 from .files import PRIVATE_UMASK, exposed_secrets
+from .limits import DialectError
 from .reference import SUBJECTS, provinces
 from .sbd import is_sbd
 
@@ -48,6 +49,15 @@ def cli() -> None:
     """diemthi: THPT exam-score lookup for provincial Zalo Official Accounts."""
 
 
+def _maps(value: tuple[str, ...]) -> tuple[str, ...]:
+    """--map checked before anything is read: a malformed one is a usage error (exit 2)."""
+    try:
+        dialects.parse_maps(list(value))
+    except DialectError as exc:
+        raise click.BadParameter(str(exc), param_hint="--map") from exc
+    return value
+
+
 @cli.command("import")
 @data_dir_option
 @click.option("--year", type=click.IntRange(2000, 2100), required=True, help="Exam year.")
@@ -55,6 +65,7 @@ def cli() -> None:
 @click.option("--max-errors", type=click.IntRange(0), default=0, show_default=True,
               help="Build from the good rows when there are at most N bad ones.")
 @click.option("--map", "maps", multiple=True, metavar="'HEADER=key'",
+              callback=lambda ctx, param, value: _maps(value),
               help="Map a header we do not recognise to a column key (or 'ignore').")
 @click.option("--jobs", type=click.IntRange(1), default=None,
               help="Worker processes converting rows [default: CPU count, up to 4].")

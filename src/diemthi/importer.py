@@ -617,9 +617,17 @@ def open_tables(files: list[Path], maps: Iterable[str]) -> list[Table]:
         raise ImportRefused("chưa chỉ ra tệp điểm nào")
     try:
         folded_maps = parse_maps(list(maps))
-        return [open_table(Path(f), folded_maps) for f in files]
     except DialectError as exc:
         raise ImportRefused(str(exc)) from exc
+    tables = []
+    for f in map(Path, files):
+        try:
+            tables.append(open_table(f, folded_maps))
+        except DialectError as exc:  # named by its file, as every refusal of one is
+            text = str(exc)
+            raise ImportRefused(text if text.startswith(f"{f.name}:") else f"{f.name}: {text}"
+                                ) from exc
+    return tables
 
 
 def summarise(tables: list[Table]) -> list[FileSummary]:
