@@ -675,7 +675,7 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
     snapshot_id = new_snapshot_id(year, created, digests)
     store.clean_partials(data_dir)
     report = Report(data_dir / "reports" / f"import-{snapshot_id}.csv")
-    totals = _Totals(report, max_errors)
+    totals = _Totals(report)
     total = sum(t.size for t in tables)
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 4)
     pool: Executor = _Inline()
@@ -873,10 +873,8 @@ class _Claimed:
 class _Totals:
     """What the parent adds up from the converted chunks, in file order."""
 
-    def __init__(self, report: Report, max_errors: int):
+    def __init__(self, report: Report):
         self.report = report
-        self.max_errors = max_errors
-        self.bad_rows = 0
         self.provinces: Counter = Counter()
         # (key, province) -> hundredths -> candidates: the snapshot's distribution tables
         self.counts: dict[tuple[str, str], Counter] = {}
@@ -902,7 +900,6 @@ class _Totals:
     def write(self, writer: store.SnapshotWriter, r: ChunkResult, plan: Plan,
               order: int) -> list[RowError]:
         """Insert a chunk; a row whose SBD came before (good or bad) is an error, dropped."""
-        self.bad_rows += r.bad_rows
         here: dict[int, int] = {}  # this chunk's bad SBDs -> where the first one is
         for n, line in zip(r.bad_sbds, r.bad_lines):
             here.setdefault(n, order | line)
