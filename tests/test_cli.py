@@ -1,5 +1,6 @@
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -85,6 +86,9 @@ def test_lookup_picks_the_year_as_the_api_and_reads_a_snapshot_before_activation
                "01000001").exit_code == 2
     # 2027 activated, its snapshot gone: said, never answered from 2026 in its place
     (data_dir / "active" / "2027").write_text("2027-missing\n")
+    r = run("lookup", "--data-dir", d, "01000001")
+    assert r.exit_code == 1 and "năm 2027" in r.output
+    (data_dir / "active" / "2027").write_text("garbage{")  # unreadable: the same
     r = run("lookup", "--data-dir", d, "01000001")
     assert r.exit_code == 1 and "năm 2027" in r.output
     r = run("stats", "--data-dir", d, "--snapshot", new, "--json")
@@ -191,3 +195,13 @@ def test_snapshots_says_which_files_are_not_sound(data_dir, tmp_path):
     assert run("snapshots", "--data-dir", d).exit_code == 0
     r = CliRunner().invoke(cli, ["snapshots", "--data-dir", d, "--check"])
     assert r.exit_code == 1 and "! 2026-damaged.sqlite: hỏng" in r.output
+    (folder / "2026-damaged.sqlite").unlink()
+    # a manifest that is not JSON: said, not a traceback
+    bad = folder / "2026-badjson.sqlite"
+    bad.write_bytes(good.path.read_bytes())
+    db = sqlite3.connect(bad)
+    db.execute("UPDATE manifest SET json = '{not json'")
+    db.commit()
+    db.close()
+    r = CliRunner().invoke(cli, ["snapshots", "--data-dir", d])
+    assert r.exit_code == 1 and "! 2026-badjson.sqlite: không phải bản chụp hợp lệ" in r.output

@@ -440,13 +440,53 @@ async def test_a_broken_last_year_leaves_this_year_served(data_dir, tmp_path, ca
         kept.rename(store.snapshot_path(data_dir, last))  # back: both served, equivalents too
         await lookup.refresh()
         assert lookup.ready and b'"previous_year"' in await lookup.served[2026].get("01000001")
+        with_it = lookup.served[2026].etag("01000001")
+        good = store.snapshot_path(data_dir, last).read_bytes()
         store.snapshot_path(data_dir, last).write_bytes(b"junk" * 1000)  # there, unreadable
         fresh = Lookup(data_dir)
-        with caplog.at_level("WARNING", logger="diemthi.standing"):
-            await fresh.refresh()
+        await fresh.refresh()
         assert 2026 in fresh.served and all(this not in p for p in fresh.problems)
-        assert any("cannot be read" in r.message for r in caplog.records)
+        assert b'"previous_year"' not in await fresh.served[2026].get("01000001")
+        without = fresh.served[2026].etag("01000001")
+        assert without != with_it  # another body, another tag
+        store.snapshot_path(data_dir, last).write_bytes(good)  # repaired in place
+        await fresh.refresh()
+        assert b'"previous_year"' in await fresh.served[2026].get("01000001")
+        assert fresh.served[2026].etag("01000001") == with_it
         await fresh.close()
+        # its manifest reads, its distribution table (page 4 of 16 KiB) does not: served
+        # without it, said in the log, and tagged as what it is built from
+        damaged = bytearray(good)
+        damaged[3 * 16384:4 * 16384] = b"\xff" * 16384
+        store.snapshot_path(data_dir, last).write_bytes(bytes(damaged))
+        broken = Lookup(data_dir)
+        with caplog.at_level("WARNING", logger="diemthi.standing"):
+            await broken.refresh()
+        assert any("cannot be read" in r.message for r in caplog.records)
+        assert b'"previous_year"' not in await broken.served[2026].get("01000001")
+        assert broken.served[2026].etag("01000001") == without
+        await broken.close()
+    finally:
+        await lookup.close()
+
+
+async def test_an_unreadable_pointer_of_the_latest_year_is_not_answered_by_another(
+        data_dir, tmp_path):
+    """2026's pointer file is there but cannot be read: 2026 is still the year answered
+    without one (503 until it reads), never 2025 in its place."""
+    for year in (2025, 2026):
+        import_files(data_dir, year, [write(tmp_path / f"{year}.csv", "sbd,toan\n01000001,6\n")],
+                     activate=True)
+    store.pointer_path(data_dir, 2026).write_text("garbage{")
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+    try:
+        assert lookup.current_year == 2026 and 2026 not in lookup.served
+        assert 2025 in lookup.served and not lookup.ready
+        from diemthi.gate import snapshot_for
+        status, _, _ = snapshot_for(lookup, 2026)  # type: ignore[misc]
+        assert status == 503
+        assert snapshot_for(lookup, 2025) is lookup.served[2025]
     finally:
         await lookup.close()
 

@@ -319,7 +319,7 @@ def _served(settings: settings_mod.Settings, year: int | None, snapshot_id: str 
     pointed = store.pointer_years(data_dir)
     if not pointed:
         refuse(f"chưa có bản chụp nào được kích hoạt trong {data_dir}")
-    year = year or settings.year or max(pointed)
+    year = year or store.current_year(settings.year, pointed)
     if year not in active:
         why = "chưa có bản chụp được kích hoạt" if year not in pointed else \
             "có con trỏ kích hoạt nhưng không đọc được nó hoặc bản chụp nó chỉ tới"

@@ -26,6 +26,8 @@ def error(status: int, code: str, message: str, headers: list | None = None,
 def snapshot_for(lookup: Lookup, year: int) -> Served | Answer:
     """The served snapshot of ``year``, or the error answer that stands for it."""
     if year not in lookup.pointers:  # never another year's data
+        if year in lookup.pointed:  # activated, but its pointer cannot be read now
+            return error(503, "not_ready", messages.NOT_READY, [(b"retry-after", b"10")])
         return error(404, "year_not_found", messages.year_not_found(year))
     release = lookup.release(year)
     if release.at is not None and not release.published():

@@ -561,6 +561,7 @@ class Lookup:
     served: dict[int, Served] = field(default_factory=dict)
     pointers: dict[int, store.Pointer] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # what -> why, for /readyz
+    pointed: frozenset = frozenset()  # years with a pointer file, readable or not
     _retired: set = field(default_factory=set)  # old Served not closed yet
     _releases: dict[int, Release] = field(default_factory=dict)  # per pointer, made once
     caches: Caches = field(init=False)
@@ -575,10 +576,9 @@ class Lookup:
     @property
     def current_year(self) -> int | None:
         """The year answered without ``?year=``: the configured one, else the latest year
-        staff activated (served or not: never fall back to an older year)."""
-        if self.year is not None:
-            return self.year
-        return max(self.pointers) if self.pointers else None
+        staff activated, served or not, its pointer readable or not (store.current_year:
+        never an older year in its place)."""
+        return store.current_year(self.year, [*self.pointed, *self.pointers])
 
     latest_year = current_year  # the name callers used before the year was explicit
 
@@ -631,7 +631,8 @@ class Lookup:
             self.errors = errors
             return
         pointers: dict[int, store.Pointer] = {}
-        for year in await asyncio.to_thread(store.pointer_years, self.data_dir):
+        pointed = await asyncio.to_thread(store.pointer_years, self.data_dir)
+        for year in pointed:
             try:
                 pointers[year] = await asyncio.to_thread(store.read_pointer, self.data_dir, year)
             except store.StoreError as exc:
@@ -640,7 +641,7 @@ class Lookup:
                     log.error("the active pointer of %d cannot be read: %s", year, exc)
                 if year in self.pointers:
                     pointers[year] = self.pointers[year]  # keep what it said last
-        asked = self.year if self.year is not None else max(pointers, default=None)
+        asked = store.current_year(self.year, pointed)
         bases = await asyncio.to_thread(standing.bases_for, self.data_dir,
                                         {y: p.snapshot for y, p in pointers.items()})
         for year, pointer in pointers.items():
@@ -674,7 +675,7 @@ class Lookup:
             old = self.served[year]
             self.served = {y: s for y, s in self.served.items() if y != year}
             self._retire(old)
-        self.pointers, self.errors = pointers, errors
+        self.pointers, self.errors, self.pointed = pointers, errors, frozenset(pointed)
         self._releases = {year: release_of(year, pointer.release_at, self.release_override)
                           for year, pointer in pointers.items()}
         if errors:

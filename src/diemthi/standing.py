@@ -20,7 +20,7 @@ import sqlite3
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any, Iterable
@@ -64,11 +64,13 @@ def bases(data_dir: Path) -> dict[int, Basis]:
 
 def bases_for(data_dir: Path, active: dict[int, str]) -> dict[int, Basis]:
     """The basis of each year of ``active`` (year -> the snapshot its pointer names). Last
-    year's snapshot counts only when its file is there: a pointer naming a missing one is
-    that year's problem, and this year is served without it (and rebuilt when it comes)."""
+    year's snapshot counts only when it can be read: a pointer naming a missing or broken
+    one is that year's problem; this year is served without it, and rebuilt with it once
+    it can be read again (the basis changes then)."""
     def previous(year: int) -> str | None:
         found = active.get(year - 1)
-        return found if found is not None and store.snapshot_exists(data_dir, found) else None
+        return found if found is not None and store.snapshot_readable(data_dir, found) \
+            else None
 
     return {year: Basis(year, snapshot_id, previous(year),
                         national.version(data_dir, year), national.version(data_dir, year - 1))
@@ -81,22 +83,24 @@ def build(data_dir: Path, basis: Basis, ready: bool = True) -> "Standing":
     info = store.get_snapshot(data_dir, basis.snapshot)
     own = store.read_distributions(info.path)
     previous: tuple[int, dict[str, Counts]] | None = None
+    used = basis  # what the bodies are built from, which their ETags name
     if basis.previous_snapshot is not None:
         try:
             last = store.get_snapshot(data_dir, basis.previous_snapshot)
             previous = (last.year, {key: merge(by_province.values()) for key, by_province
                                     in store.read_distributions(last.path).items()})
         except (store.StoreError, sqlite3.Error, OSError) as exc:
-            # last year's file is there but cannot be read (its own year says so):
-            # this year is served all the same, without last year's equivalents
+            # its manifest read a moment ago, its tables do not: this year is served all
+            # the same, as without last year's snapshot (restart once it is repaired)
             log.warning("%s: last year's snapshot %s cannot be read (%s): served without "
-                        "last year's equivalents", basis.snapshot, basis.previous_snapshot, exc)
-    elif basis.previous_national is not None:
+                        "it", basis.snapshot, basis.previous_snapshot, exc)
+            used = replace(basis, previous_snapshot=None)
+    if used.previous_snapshot is None and used.previous_national is not None:
         found = national.load(data_dir, basis.year - 1)
         if found is not None:
             previous = (basis.year - 1, found)
     this_year = national.load(data_dir, basis.year) if basis.national is not None else None
-    return Standing(info.year, basis.tag, own, info.manifest.get("provinces", {}),
+    return Standing(info.year, used.tag, own, info.manifest.get("provinces", {}),
                     this_year, previous, ready)
 
 

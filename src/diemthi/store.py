@@ -233,9 +233,12 @@ def read_manifest(path: Path) -> dict[str, Any]:
             (text,) = db.execute("SELECT json FROM manifest").fetchone()
         finally:
             db.close()
-    except (sqlite3.Error, TypeError) as exc:
+        manifest = orjson.loads(text)
+        if not isinstance(manifest, dict):
+            raise TypeError(f"manifest is {type(manifest).__name__}")
+    except (sqlite3.Error, TypeError, ValueError) as exc:  # ValueError: bad JSON
         raise StoreError(f"{path.name}: không phải bản chụp hợp lệ ({exc})") from exc
-    return orjson.loads(text)
+    return manifest
 
 
 def list_snapshots(data_dir: Path) -> list[SnapshotInfo]:
@@ -283,9 +286,13 @@ def check_snapshot(path: Path) -> str | None:
 _ID_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.")
 
 
-def snapshot_exists(data_dir: Path, snapshot_id: str) -> bool:
-    """Whether a snapshot file of that id is there (a stat; nothing opened)."""
-    return _valid_id(snapshot_id) and snapshot_path(data_dir, snapshot_id).is_file()
+def snapshot_readable(data_dir: Path, snapshot_id: str) -> bool:
+    """Whether that snapshot is there and its manifest reads (one small query)."""
+    try:
+        get_snapshot(data_dir, snapshot_id)
+    except StoreError:
+        return False
+    return True
 
 
 def get_snapshot(data_dir: Path, snapshot_id: str) -> SnapshotInfo:
@@ -316,6 +323,13 @@ MAX_POINTER_BYTES = 4096
 
 def pointer_path(data_dir: Path, year: int) -> Path:
     return data_dir / "active" / str(year)
+
+
+def current_year(configured: int | None, pointed: Iterable[int]) -> int | None:
+    """The exam year answered without one, the one rule for the API, the pages, the
+    chatbot and the CLI: the configured one (``DIEMTHI_YEAR``), else the latest year with
+    a pointer file, readable or not (never an older year in its place)."""
+    return configured if configured is not None else max(pointed, default=None)
 
 
 def pointer_years(data_dir: Path) -> list[int]:
