@@ -108,3 +108,29 @@ async def test_a_named_year_under_its_release_time_is_not_answered(data_dir, tmp
             "SBD 08000123 – Tỉnh Lào Cai – năm 2025")
     finally:
         await lookup.close()
+
+
+async def test_last_years_scores_are_answered_during_this_years_embargo(data_dir, tmp_path):
+    import_scores(data_dir, tmp_path, year=2025)
+    snapshot = import_scores(data_dir, tmp_path)
+    at = datetime(2099, 7, 12, 8, 0, tzinfo=timezone(timedelta(hours=7)))
+    store.activate(data_dir, snapshot, release_at=at)
+    lookup = Lookup(data_dir)
+    await lookup.refresh()
+    try:
+        s = load({"data_dir": str(data_dir)}, environ={})
+        registered: list = []
+        talk = Conversation(s, lookup)
+        last = await talk.compose("08000123 năm 2025", "u", lambda *a: registered.append(a))
+        assert last[0].startswith("SBD 08000123 – Tỉnh Lào Cai – năm 2025") and not registered
+        this = await talk.compose("08000123", "u", lambda *a: registered.append(a))
+        assert this == [replies.registered(["08000123"], at)]
+        assert registered == [("08000123", 2026)]
+    finally:
+        await lookup.close()
+
+
+def test_a_year_not_served_suggests_only_what_works():
+    assert "(hoặc không ghi năm)" in replies.year_not_served([2024], [2025, 2026], 2026)
+    busy = replies.year_not_served([2024], [2025, 2026], 2027)  # without a year: not ready
+    assert "kèm năm 2026 nhé" in busy and "không ghi năm" not in busy

@@ -38,12 +38,14 @@ class Conversation:
         served, current = self.lookup.served, self.lookup.current_year
         reading = understand.read(text, served=replies.served_provinces(served, current),
                                   max_sbds=self.settings.chatbot_max_sbds)
-        if release.embargoed(self.lookup, time.time()):
-            moment = release.release_at(self.lookup)
-            year = release.embargo_year(self.lookup)
-            if reading.sbds and register is not None and year is not None and moment:
+        embargo = release.embargo_year(self.lookup)
+        # under this year's embargo, unless the message names only other years (last
+        # year's scores are published: they are answered as on any day)
+        if embargo is not None and (not reading.years or embargo in reading.years):
+            moment = release.release_at(self.lookup, embargo)
+            if reading.sbds and register is not None and moment:
                 for sbd in reading.sbds:
-                    register(sbd, year)
+                    register(sbd, embargo)
                 return [replies.registered(reading.sbds, moment)]
             if reading.sbds or not (reading.intents or reading.ack or reading.near_misses):
                 return [replies.not_published(moment)]  # type: ignore[arg-type]
@@ -51,8 +53,8 @@ class Conversation:
         year = replies.choose_year(reading.years, served, current)
         if year is not None and reading.sbds \
                 and release.embargoed(self.lookup, time.time(), year):
-            # a year the message names that is not published yet (the current year's
-            # embargo, with its registration for the push, is answered above)
+            # a year the message names that is not published yet, other than the current
+            # year (whose embargo, with its registration for the push, is answered above)
             moment = release.release_at(self.lookup, year)
             return [replies.not_published(moment)]  # type: ignore[arg-type]
         docs = {sbd: await self.candidate(year, sbd) for sbd in reading.sbds} \

@@ -195,12 +195,14 @@ def skipped(sbds: list[str], max_sbds: int) -> str:
 
 def year_not_served(asked: Collection[int], served: Collection[int],
                     current: int | None = None) -> str:
-    """``current``: the year answered without one, suggested when it is served."""
+    """``current``: the year answered without one; "or without a year" only when served."""
     have = ", ".join(map(str, sorted(served)))
-    suggest = current if current in served else max(served, default=None)
+    if current in served:
+        again = f"kèm năm {current} (hoặc không ghi năm)"
+    else:
+        again = f"kèm năm {max(served, default='')}"
     return (f"Kênh này chưa có điểm thi năm {', '.join(map(str, sorted(asked)))}; hiện tra "
-            f"được điểm năm {have}. Bạn gửi lại số báo danh kèm năm {suggest} "
-            "(hoặc không ghi năm) nhé." if served else BUSY)
+            f"được điểm năm {have}. Bạn gửi lại số báo danh {again} nhé." if served else BUSY)
 
 
 def not_published(release_at: "datetime") -> str:
