@@ -118,8 +118,16 @@ def test_a_line_with_no_newline_and_a_huge_field_are_refused_with_their_line(tmp
     for size in (1_100_000, 2_000_000):  # a whole line over 1 MB, ending in the next block
         cells = write(tmp_path / f"wide-{size}.csv", "sbd,toan\n01000001,5\n"
                       + "5," * (size // 2) + "\n01000002,6\n")
-        with pytest.raises(DialectError, match=r"dòng 3: bản ghi dài quá 1 MB \(một dòng"):
+        with pytest.raises(DialectError, match=r"dòng 3: bản ghi dài quá 1 MB \(không có dấu"):
             list(open_table(cells).chunks())
+    # quoted fields with newlines in them: one record of 1.2 MB over many lines
+    quoted = write(tmp_path / "quoted.csv", "sbd,toan,ghi chu\n" + "01000001,5,x\n" * 45_000
+                   + '01000002,5,"' + "dòng\n" * 200_000 + '"\n01000003,6,y\n')
+    with pytest.raises(DialectError, match=r"dòng 45002: bản ghi dài quá 1 MB \(có dấu ngoặc"):
+        list(open_table(quoted).chunks())
+    many = write(tmp_path / "many.csv", "sbd,toan,ghi chu\n"
+                 + '01000001,5,"a\nb"\n' * 100_000)  # short quoted records, many blocks
+    assert sum(c.data.count(b"\n") for c in open_table(many).chunks()) == 200_000
     fits = write(tmp_path / "fits.csv", "sbd,toan\n" + "01000001,5\n" * 200_000)
     assert sum(len(c.data) for c in open_table(fits).chunks()) > 2 << 20  # many blocks
     field = write(tmp_path / "field.csv", "sbd,toan,x\n01000001,5,y\n01000002,5,"

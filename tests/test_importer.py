@@ -496,6 +496,20 @@ def test_skip_unchanged_does_not_pile_up_snapshots(data_dir, tmp_path):
     assert len(store.list_snapshots(data_dir)) == 2
 
 
+def test_a_row_of_the_wrong_width_still_claims_its_sbd(data_dir, tmp_path):
+    f = write(tmp_path / "w.csv", "sbd,toan,ngu_van\n01000001,5\n01000001,5,6\n01000002,7,8\n")
+    with pytest.raises(ImportRefused) as info:
+        import_files(data_dir, 2026, [f])
+    assert [(e.line, e.reason[:8]) for e in info.value.result.errors] == [
+        (2, "dòng có "), (3, "SBD trùn")]
+
+
+def test_a_missing_file_is_named_once(data_dir, tmp_path):
+    with pytest.raises(ImportRefused) as info:
+        import_files(data_dir, 2026, [tmp_path / "nope.csv"])
+    assert str(info.value).count("nope.csv") == 1
+
+
 def test_a_refusal_in_the_history_names_its_report(data_dir, tmp_path):
     from diemthi import history
 

@@ -85,6 +85,8 @@ def test_year_limits_and_durations():
     assert load(environ={}).max_age == 300 and load(environ={}).zalo_timeout == 10.0
     for env in ({"DIEMTHI_YEAR": "0000"}, {"DIEMTHI_HEADER_TIMEOUT": "soon"},
                 {"DIEMTHI_MAX_AGE": "1.5s"}, {"DIEMTHI_MAX_AGE": "-5m"},
+                {"DIEMTHI_MAX_AGE": "inf"}, {"DIEMTHI_MAX_AGE": "1e400"},
+                {"DIEMTHI_ZALO_TIMEOUT": "nan"}, {"DIEMTHI_RELOAD_INTERVAL": "1e308d"},
                 {"DIEMTHI_ZALO_TIMEOUT": "-1s"}, {"DIEMTHI_ZALO_TIMEOUT": "fast"},
                 {"DIEMTHI_HEADER_TIMEOUT": "0s"}, {"DIEMTHI_MAX_CONNECTIONS": "0"}):
         with pytest.raises(SettingsError, match=next(iter(env))):

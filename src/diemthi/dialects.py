@@ -15,7 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, Union
+from typing import Callable, Iterator, NoReturn, Sequence, Union
 
 from . import xlsx
 from .limits import HEAD_ROWS, MAX_COLUMNS, MAX_RECORD_BYTES, MAX_ROWS, DialectError, shown
@@ -233,6 +233,21 @@ def _safe_cut(data: bytes, opener: re.Pattern[bytes]) -> int:
         i = close.end()
 
 
+def _first_end(data: bytes, opener: re.Pattern[bytes], limit: int) -> int:
+    """The end of the first record of ``data`` (past its newline, never one inside a
+    quoted field) when it ends within ``limit`` bytes, else 0. Stops at that end."""
+    i = 0
+    while True:
+        nl = data.find(b"\n", i, limit)
+        m = opener.search(data, i, nl if nl >= 0 else limit)  # a quoted field before it?
+        if m is None:
+            return nl + 1 if nl >= 0 else 0
+        close = _CLOSING.match(data, m.end(), limit)
+        if close is None:
+            return 0  # the quoted field runs past the limit
+        i = close.end()
+
+
 def _csv_chunks(path: Path, start: int, first_line: int, encoding: str, delimiter: str,
                 chunk_bytes: int = 1 << 20) -> Iterator[CsvChunk]:
     """Cut the file into chunks of whole records (never inside a quoted field).
@@ -249,8 +264,11 @@ def _csv_chunks(path: Path, start: int, first_line: int, encoding: str, delimite
         while True:
             block = fh.read(chunk_bytes)
             data = pending + block if pending else block
-            if pending and len(pending) + max(block.find(b"\n"), 0) > MAX_RECORD_BYTES:
-                _too_long(line, pending, "một dòng")  # carried over, it ends past the limit
+            if pending and len(data) > MAX_RECORD_BYTES \
+                    and not _first_end(data, opener, MAX_RECORD_BYTES + 1):
+                # the record carried over does not end within the limit (newlines in its
+                # quoted fields are part of it)
+                _too_long(line, data[:MAX_RECORD_BYTES + 1])
             if not block:
                 if data.strip():
                     yield CsvChunk(data, line, encoding, delimiter)
@@ -265,11 +283,17 @@ def _csv_chunks(path: Path, start: int, first_line: int, encoding: str, delimite
                 line += data.count(b"\n", 0, cut)
             pending = data[cut:]
             if len(pending) > MAX_RECORD_BYTES:
-                _too_long(line, pending, "không có dấu xuống dòng")
+                _too_long(line, pending)
 
 
-def _too_long(line: int, record: bytes, unquoted: str) -> None:
-    why = "có dấu ngoặc kép mở mà không đóng" if b'"' in record else unquoted
+def _too_long(line: int, record: bytes) -> NoReturn:
+    """Refuse a record that runs past :data:`MAX_RECORD_BYTES`, saying what it looks like."""
+    if b"\n" not in record:
+        why = "không có dấu xuống dòng"
+    elif b'"' in record:
+        why = "có dấu ngoặc kép mở mà không đóng trong giới hạn đó"
+    else:
+        why = "quá dài"
     raise DialectError(f"dòng {line}: bản ghi dài quá {MAX_RECORD_BYTES >> 20} MB ({why})")
 
 

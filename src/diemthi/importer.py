@@ -265,6 +265,10 @@ class _Converter:
                 errors.append(RowError(plan.file, line, "(cả dòng)", f"{len(cells)} ô",
                                        f"dòng có {len(cells)} ô, tiêu đề có {width} ô",
                                        plan.sheet))
+                sbd = cells[plan.sbd[0]] if plan.sbd[0] < len(cells) else ""
+                if is_sbd(sbd):  # its SBD is taken all the same, as any bad row's
+                    out.bad_sbds.append(int(sbd))  # type: ignore[union-attr]
+                    out.bad_lines.append(line)  # type: ignore[union-attr]
                 return
         n_errors = len(errors)
         sbd = cells[plan.sbd[0]]
@@ -625,8 +629,7 @@ def open_tables(files: list[Path], maps: Iterable[str]) -> list[Table]:
             tables.append(open_table(f, folded_maps))
         except DialectError as exc:  # named by its file, as every refusal of one is
             text = str(exc)
-            raise ImportRefused(text if text.startswith(f"{f.name}:") else f"{f.name}: {text}"
-                                ) from exc
+            raise ImportRefused(text if f.name in text else f"{f.name}: {text}") from exc
     return tables
 
 

@@ -7,6 +7,7 @@ the command line wins over the environment, which wins over the default.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
@@ -61,10 +62,10 @@ def parse_duration(text: str | float | int) -> float:
         return float(text)
     raw = text.strip().lower()
     unit = raw[-1:] if raw[-1:] in _UNITS and not raw[-1:].isdigit() else ""
-    number = float(raw[:-1] if unit else raw)
-    if number < 0:
-        raise ValueError(f"negative duration: {text!r}")
-    return number * _UNITS[unit]
+    seconds = float(raw[:-1] if unit else raw) * _UNITS[unit]
+    if not math.isfinite(seconds) or seconds < 0:  # nan, inf and 1e400 too
+        raise ValueError(f"not a duration: {text!r}")
+    return seconds
 
 
 def parse_seconds(text: str | float | int) -> int:
