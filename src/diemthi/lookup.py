@@ -562,6 +562,7 @@ class Lookup:
     pointers: dict[int, store.Pointer] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # what -> why, for /readyz
     pointed: frozenset = frozenset()  # years with a pointer file, readable or not
+    _current: int | None = None  # current_year, worked out at each refresh (the hot path)
     _retired: set = field(default_factory=set)  # old Served not closed yet
     _releases: dict[int, Release] = field(default_factory=dict)  # per pointer, made once
     caches: Caches = field(init=False)
@@ -578,7 +579,7 @@ class Lookup:
         """The year answered without ``?year=``: the configured one, else the latest year
         staff activated, served or not, its pointer readable or not (store.current_year:
         never an older year in its place)."""
-        return store.current_year(self.year, [*self.pointed, *self.pointers])
+        return self._current if self._current is not None else self.year  # not refreshed yet
 
     latest_year = current_year  # the name callers used before the year was explicit
 
@@ -676,6 +677,7 @@ class Lookup:
             self.served = {y: s for y, s in self.served.items() if y != year}
             self._retire(old)
         self.pointers, self.errors, self.pointed = pointers, errors, frozenset(pointed)
+        self._current = store.current_year(self.year, [*pointed, *pointers])
         self._releases = {year: release_of(year, pointer.release_at, self.release_override)
                           for year, pointer in pointers.items()}
         if errors:
