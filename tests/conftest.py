@@ -54,6 +54,20 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
+def edited_copy(source: Path, copy: Path, sql: str) -> Path:
+    """A copy of a snapshot file with ``sql`` run on it: a broken or old snapshot, made
+    the way no import would make it."""
+    import sqlite3
+
+    copy.write_bytes(source.read_bytes())
+    db = sqlite3.connect(copy)
+    try:
+        db.executescript(sql)
+    finally:
+        db.close()
+    return copy
+
+
 def reference_rows(path: Path, delimiter: str, encoding: str) -> dict[str, dict[str, Decimal]]:
     """An independent reading of a clean CSV: SBD -> {header: Decimal score}."""
     with open(path, encoding=encoding, newline="") as fh:

@@ -1,6 +1,5 @@
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from click.testing import CliRunner
 from diemthi import store
 from diemthi.cli import cli
 from diemthi.synthetic import write_csv
-from tests.conftest import SAMPLE, write
+from tests.conftest import SAMPLE, edited_copy, write
 
 
 def run(*args: str, env: dict | None = None):
@@ -197,11 +196,7 @@ def test_snapshots_says_which_files_are_not_sound(data_dir, tmp_path):
     assert r.exit_code == 1 and "! 2026-damaged.sqlite: hỏng" in r.output
     (folder / "2026-damaged.sqlite").unlink()
     # a manifest that is not JSON: said, not a traceback
-    bad = folder / "2026-badjson.sqlite"
-    bad.write_bytes(good.path.read_bytes())
-    db = sqlite3.connect(bad)
-    db.execute("UPDATE manifest SET json = '{not json'")
-    db.commit()
-    db.close()
+    edited_copy(good.path, folder / "2026-badjson.sqlite",
+                "UPDATE manifest SET json = '{not json'")
     r = CliRunner().invoke(cli, ["snapshots", "--data-dir", d])
     assert r.exit_code == 1 and "! 2026-badjson.sqlite: không phải bản chụp hợp lệ" in r.output

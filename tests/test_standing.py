@@ -19,7 +19,7 @@ import pytest
 from diemthi import standing, store
 from diemthi.importer import import_files
 from diemthi.synthetic import write_csv
-from tests.conftest import CAO_BANG, DA_NANG, need, write
+from tests.conftest import CAO_BANG, DA_NANG, edited_copy, need, write
 
 KEYS = ["toan", "ngu_van", "ngoai_ngu", "vat_li", "hoa_hoc", "sinh_hoc", "lich_su", "dia_li",
         "gdcd", "gdktpl", "tin_hoc", "cn_cong_nghiep", "cn_nong_nghiep"]
@@ -186,14 +186,7 @@ def test_stats_documents_match_an_independent_count(two_years):
 def test_old_snapshots_without_the_table_are_counted_from_their_bodies(two_years, tmp_path):
     data_dir, _, _ = two_years
     info = store.get_snapshot(data_dir, store.active_ids(data_dir)[2026])
-    copy = tmp_path / "old.sqlite"
-    copy.write_bytes(info.path.read_bytes())
-    import sqlite3
-
-    db = sqlite3.connect(copy)
-    db.execute("DROP TABLE distribution")
-    db.commit()
-    db.close()
+    copy = edited_copy(info.path, tmp_path / "old.sqlite", "DROP TABLE distribution")
     assert store.read_distributions(copy) == store.read_distributions(info.path)
 
 
