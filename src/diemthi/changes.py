@@ -23,8 +23,7 @@ from . import history, store
 from .dialects import OLD_SUFFIX, SBD, DialectError, Table
 from .importer import (FileSummary, ImportRefused, ImportResult, Plan, Report, RowError,
                        _Converter, _manifest_files, file_records, finish, new_snapshot_id,
-                       open_tables,
-                       parse_score, record, summarise)
+                       open_tables, parse_score, record, report_name, summarise)
 from .reference import SUBJECTS, provinces
 from .sbd import is_sbd
 from .statuses import NAMES_VI, status_of
@@ -125,7 +124,7 @@ def _build(data_dir: Path, year: int, base_id: str, files: list[Path], *, activa
     created = datetime.now(timezone.utc)
     summaries = summarise(tables)
     snapshot_id = new_snapshot_id(year, created, [s.sha256 for s in summaries])
-    report = Report(data_dir / "reports" / f"import-{snapshot_id}.csv")
+    report = Report(data_dir / "reports" / report_name(snapshot_id))
     changed: dict[int, Candidate] = {}
     lines: dict[int, str] = {}  # SBD -> where it was changed first
     db = store.connect_readonly(base.path)

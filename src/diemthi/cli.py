@@ -49,7 +49,8 @@ def cli() -> None:
     """diemthi: THPT exam-score lookup for provincial Zalo Official Accounts."""
 
 
-def _maps(value: tuple[str, ...]) -> tuple[str, ...]:
+def _maps(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+          ) -> tuple[str, ...]:
     """--map checked before anything is read: a malformed one is a usage error (exit 2)."""
     try:
         dialects.parse_maps(list(value))
@@ -65,7 +66,7 @@ def _maps(value: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--max-errors", type=click.IntRange(0), default=0, show_default=True,
               help="Build from the good rows when there are at most N bad ones.")
 @click.option("--map", "maps", multiple=True, metavar="'HEADER=key'",
-              callback=lambda ctx, param, value: _maps(value),
+              callback=_maps,
               help="Map a header we do not recognise to a column key (or 'ignore').")
 @click.option("--jobs", type=click.IntRange(1), default=None,
               help="Worker processes converting rows [default: CPU count, up to 4].")

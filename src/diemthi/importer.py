@@ -53,11 +53,13 @@ class ImportRefused(Exception):
 
     @property
     def report(self) -> str | None:
-        """The report's file name, when one was written."""
-        path = self.result.report_path if self.result is not None else None
-        if path is None and self.snapshot_id is not None:
-            path = Path(f"import-{self.snapshot_id}.csv")
-        return path.name if path is not None else None
+        """The report's file name, when one was written (once the id was chosen)."""
+        return report_name(self.snapshot_id) if self.snapshot_id is not None else None
+
+
+def report_name(snapshot_id: str) -> str:
+    """An import's report, in DIR/reports/, named by the snapshot it builds (or would)."""
+    return f"import-{snapshot_id}.csv"
 
 
 @dataclass(frozen=True)
@@ -677,7 +679,7 @@ def _import(data_dir: Path, year: int, files: list[Path], *, activate: bool, max
     warnings = [w for t in tables for w in _warnings(t, year)]
     snapshot_id = new_snapshot_id(year, created, digests)
     store.clean_partials(data_dir)
-    report = Report(data_dir / "reports" / f"import-{snapshot_id}.csv")
+    report = Report(data_dir / "reports" / report_name(snapshot_id))
     totals = _Totals(report)
     total = sum(t.size for t in tables)
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 4)
