@@ -569,6 +569,7 @@ class Lookup:
 
     def __post_init__(self) -> None:
         self.caches = Caches(self.cache_size, self.negative_cache_size)
+        self._current = self.year  # until the first refresh
 
     @property
     def ready(self) -> bool:
@@ -579,7 +580,7 @@ class Lookup:
         """The year answered without ``?year=``: the configured one, else the latest year
         staff activated, served or not, its pointer readable or not (store.current_year:
         never an older year in its place)."""
-        return self._current if self._current is not None else self.year  # not refreshed yet
+        return self._current
 
     latest_year = current_year  # the name callers used before the year was explicit
 
@@ -677,7 +678,7 @@ class Lookup:
             self.served = {y: s for y, s in self.served.items() if y != year}
             self._retire(old)
         self.pointers, self.errors, self.pointed = pointers, errors, frozenset(pointed)
-        self._current = store.current_year(self.year, [*pointed, *pointers])
+        self._current = asked  # every year of pointers has a pointer file: among pointed
         self._releases = {year: release_of(year, pointer.release_at, self.release_override)
                           for year, pointer in pointers.items()}
         if errors:
